@@ -1,0 +1,55 @@
+"""The partitions of every session-grained asset: one partition per NYSE session.
+
+A weekday cron with the exchange's weekday holidays as exclusions makes every partition key a real
+session (DESIGN section 3: by date, with symbol as a key column; a date x symbol grid costs hours of
+Dagster bookkeeping per backfill). `end_offset=1` makes today's session a partition during the
+day, so the 18:00 New York schedule can materialize the session that just closed.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+import dagster as dg
+
+from trading_assets.domain import calendar
+from trading_assets.settings import Settings, load_settings
+
+PARTITION_FMT = "%Y-%m-%d"
+TIMEZONE = "America/New_York"
+
+
+def sessions_partitions_def(settings: Settings | None = None) -> dg.TimeWindowPartitionsDefinition:
+    settings = settings or load_settings()
+    first = calendar.sessions(settings.history_start, settings.history_start + timedelta(days=14))[0]
+    holidays = calendar.weekday_holidays(first, date.today() + timedelta(days=365))
+    return dg.TimeWindowPartitionsDefinition(
+        start=datetime(first.year, first.month, first.day),
+        fmt=PARTITION_FMT,
+        cron_schedule="0 0 * * 1-5",
+        timezone=TIMEZONE,
+        end_offset=1,
+        exclusions=[datetime(h.year, h.month, h.day) for h in holidays],
+    )
+
+
+SESSIONS = sessions_partitions_def()
+
+# Single-run backfills: a 5-year backfill from the UI is ONE run over the whole range.
+SINGLE_RUN = dg.BackfillPolicy.single_run()
+
+# Dependency mappings
+SAME_SESSION = dg.TimeWindowPartitionMapping()
+PREVIOUS_SESSION = dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)
+
+
+def lookback(n_sessions: int) -> dg.TimeWindowPartitionMapping:
+    """This session and the n_sessions before it (clipped at the first partition)."""
+    return dg.TimeWindowPartitionMapping(start_offset=-n_sessions, end_offset=0, allow_nonexistent_upstream_partitions=True)
+
+
+def window_of(context: dg.AssetExecutionContext) -> tuple[date, date, list[date]]:
+    """The run's session window: (first session, last session, every session in it, in order)."""
+    keys = context.partition_keys
+    days = sorted(date.fromisoformat(k) for k in keys)
+    return days[0], days[-1], days

@@ -1,0 +1,78 @@
+"""NYSE trading sessions (exchange-calendars' XNYS), pure and cached.
+
+A *session* is a trading day of the New York Stock Exchange. Early closes are sessions; weekday
+holidays are not. All dates are `datetime.date`.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from datetime import date, timedelta
+from functools import lru_cache
+
+import exchange_calendars as xcals
+
+CALENDAR_START = date(1990, 1, 2)
+
+
+@lru_cache(maxsize=1)
+def _all_sessions() -> tuple[date, ...]:
+    end = date.today() + timedelta(days=366)
+    cal = xcals.get_calendar("XNYS", start=CALENDAR_START.isoformat(), end=end.isoformat())
+    return tuple(ts.date() for ts in cal.sessions)
+
+
+def sessions(start: date, end: date) -> list[date]:
+    """All sessions d with start <= d <= end."""
+    s = _all_sessions()
+    return list(s[bisect_left(s, start) : bisect_right(s, end)])
+
+
+def is_session(d: date) -> bool:
+    s = _all_sessions()
+    i = bisect_left(s, d)
+    return i < len(s) and s[i] == d
+
+
+def previous_session(d: date) -> date:
+    """The last session strictly before d."""
+    s = _all_sessions()
+    i = bisect_left(s, d)
+    if i == 0:
+        raise ValueError(f"no session before {d}")
+    return s[i - 1]
+
+
+def next_session(d: date) -> date:
+    """The first session strictly after d."""
+    s = _all_sessions()
+    i = bisect_right(s, d)
+    if i >= len(s):
+        raise ValueError(f"no session after {d} in the calendar")
+    return s[i]
+
+
+def last_session_on_or_before(d: date) -> date:
+    s = _all_sessions()
+    i = bisect_right(s, d)
+    if i == 0:
+        raise ValueError(f"no session on or before {d}")
+    return s[i - 1]
+
+
+def lookback_start(d: date, n_sessions: int) -> date:
+    """The session n_sessions sessions before d (d itself counts as 0); clipped at the calendar start."""
+    s = _all_sessions()
+    i = bisect_right(s, d) - 1
+    return s[max(0, i - n_sessions)]
+
+
+def weekday_holidays(start: date, end: date) -> list[date]:
+    """Weekdays in [start, end] that are not sessions (exchange holidays): the partition exclusions."""
+    on = set(sessions(start, end))
+    out, d = [], start
+    while d <= end:
+        if d.weekday() < 5 and d not in on:
+            out.append(d)
+        d += timedelta(days=1)
+    return out

@@ -1,0 +1,60 @@
+"""The reason-code vocabulary: every flag, decision and denial in the pipeline names one of these.
+
+Codes are stable strings (stored in tables and audit logs); add, never rename.
+"""
+
+from __future__ import annotations
+
+# --- decisions -------------------------------------------------------------------------------
+EXECUTE_BUY = "EXECUTE_BUY"
+EXECUTE_SELL = "EXECUTE_SELL"
+HOLD = "HOLD"
+REJECT = "REJECT"
+DECISIONS = (EXECUTE_BUY, EXECUTE_SELL, HOLD, REJECT)
+
+# --- data quality (domain/quality.py) ----------------------------------------------------------
+QUALITY_CODES: dict[str, str] = {
+    "MISSING_BAR": "no bar for a session of the calendar (gap, or no provider served the symbol)",
+    "MISSING_FIELD": "open, high, low, close or volume is null",
+    "NON_POSITIVE_PRICE": "a price is zero or negative",
+    "HIGH_BELOW_LOW": "high < low",
+    "OPEN_OUTSIDE_RANGE": "open outside [low, high]",
+    "CLOSE_OUTSIDE_RANGE": "close outside [low, high]",
+    "ZERO_VOLUME": "volume is zero or missing",
+    "LOW_VOLUME": "volume is a tiny fraction of the symbol's median volume (near-empty bar)",
+    "FLAT_BAR": "open = high = low = close on a thin bar",
+    "STALE_PRICE": "the close repeated for several sessions in a row",
+    "DUPLICATE_ROW": "the provider delivered the same (date, symbol) more than once",
+    "RETURN_OUTLIER": "return beyond the robust threshold with no corporate action (bad tick)",
+    "REVERSED_SPIKE": "an outlier move reversed the next session (a bad bar, not news)",
+    "UNADJUSTED_SPLIT": "a split-like jump (about 1/2, 1/3, 2x ...) with no split recorded",
+    "LATE_START": "the series starts after the window start (listed during the window)",
+    "NO_PROVIDER": "no configured provider could serve the symbol",
+    "SYNTHETIC_DATA": "bar comes from the synthetic market (informational)",
+}
+
+# --- Meta-Brain and risk ---------------------------------------------------------------------
+DATA_QUALITY = "DATA_QUALITY"
+NO_SIGNAL = "NO_SIGNAL"
+NO_FEATURES = "NO_FEATURES"
+POSITIVE_EDGE = "POSITIVE_EDGE"
+NEGATIVE_EDGE = "NEGATIVE_EDGE"
+BELOW_TRADE_THRESHOLD = "BELOW_TRADE_THRESHOLD"
+HIGH_DISAGREEMENT = "HIGH_DISAGREEMENT"
+Z_CLIPPED = "Z_CLIPPED"
+SINGLE_NAME_LIMIT = "SINGLE_NAME_LIMIT"
+SECTOR_LIMIT = "SECTOR_LIMIT"
+LEVERAGE_LIMIT = "LEVERAGE_LIMIT"
+CVAR_BREACH = "CVAR_BREACH"
+ADV_LIMIT = "ADV_LIMIT"
+TAIL_RISK = "TAIL_RISK"
+VOL_SCALED = "VOL_SCALED"
+DRAWDOWN_SCALED = "DRAWDOWN_SCALED"
+REGIME_RISK_OFF = "REGIME_RISK_OFF"
+RECOVERY_PHASE = "RECOVERY_PHASE"
+TRADING_HALTED = "TRADING_HALTED"
+REDUCING_ONLY = "REDUCING_ONLY"
+RISK_OVERRIDE = "RISK_OVERRIDE"
+POSITION_INCREASE = "POSITION_INCREASE"
+POSITION_REDUCTION = "POSITION_REDUCTION"
+NO_PRICE = "NO_PRICE"

@@ -1,0 +1,14 @@
+-- Paper fills: an order of session t fills at the open of session t+1 with slippage and commission.
+CREATE TABLE IF NOT EXISTS fills (
+    order_id      VARCHAR PRIMARY KEY,
+    date          DATE    NOT NULL,   -- fill session (t+1)
+    order_date    DATE    NOT NULL,   -- decision session (t)
+    symbol        VARCHAR NOT NULL,
+    side          VARCHAR NOT NULL,
+    quantity      DOUBLE  NOT NULL,   -- shares filled, > 0
+    price         DOUBLE  NOT NULL,   -- open(t+1) * (1 +/- slippage)
+    commission    DOUBLE  NOT NULL,
+    slippage_cost DOUBLE  NOT NULL,
+    status        VARCHAR NOT NULL,   -- FILLED | CANCELLED (no open price: reason in audit)
+    run_id        VARCHAR
+);
