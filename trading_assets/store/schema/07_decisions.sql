@@ -12,6 +12,7 @@ CREATE TABLE IF NOT EXISTS decisions (
     pre_risk_decision VARCHAR NOT NULL,
     reason_codes      VARCHAR[] NOT NULL,
     n_agents          INTEGER,
+    regime            VARCHAR,    -- risk_on | neutral | risk_off (from the regime agent)
     cycle_id          VARCHAR,
     run_id            VARCHAR,
     PRIMARY KEY (date, symbol)

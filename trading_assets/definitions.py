@@ -1,0 +1,32 @@
+"""The one Definitions object: every asset, check, resource, job, schedule and sensor."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from trading_assets.defs import (
+    automation,
+    book,
+    decisions,
+    features,
+    market_data,
+    quality,
+    reference,
+    signals,
+    summary,
+)
+from trading_assets.defs.resources import default_resources
+
+STAGE_MODULES = [reference, market_data, quality, features, signals, decisions, book, summary]
+
+all_assets = dg.load_assets_from_modules(STAGE_MODULES)
+all_checks = dg.load_asset_checks_from_modules(STAGE_MODULES)
+
+defs = dg.Definitions(
+    assets=all_assets,
+    asset_checks=all_checks,
+    resources=default_resources(),
+    jobs=getattr(automation, "JOBS", []),
+    schedules=getattr(automation, "SCHEDULES", []),
+    sensors=getattr(automation, "SENSORS", []),
+)
