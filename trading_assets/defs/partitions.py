@@ -53,3 +53,22 @@ def window_of(context: dg.AssetExecutionContext) -> tuple[date, date, list[date]
     keys = context.partition_keys
     days = sorted(date.fromisoformat(k) for k in keys)
     return days[0], days[-1], days
+
+
+def run_window(context) -> tuple[date, date]:
+    """The session window of the run an asset check belongs to, from the run's tags.
+
+    A check in a single-run range backfill is recorded without a partition (DESIGN section 9), so
+    checks read the run's range and report per-session and per-symbol detail in their metadata.
+    """
+    tags = context.run.tags
+    if "dagster/asset_partition_range_start" in tags:
+        return (
+            date.fromisoformat(tags["dagster/asset_partition_range_start"]),
+            date.fromisoformat(tags["dagster/asset_partition_range_end"]),
+        )
+    key = tags.get("dagster/partition")
+    if key:
+        d = date.fromisoformat(key)
+        return d, d
+    raise dg.Failure("this check runs only inside a partitioned run (no partition or range in the run tags)")

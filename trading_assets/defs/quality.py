@@ -1,1 +1,158 @@
-"""(being written)"""
+"""[market_data] Data quality: a score in [0, 1] and reason codes per (session, symbol).
+
+The asset reads the bars it needs (the window plus a trailing lookback, never anything after the
+window), calls the pure quality agent, and writes data_quality_log. A single bad symbol is flagged
+and later REJECTed; only a session where a large share of the universe fails stops the graph.
+"""
+
+from __future__ import annotations
+
+import json
+
+import dagster as dg
+import polars as pl
+
+from trading_assets.defs.market_data import universe_symbols
+from trading_assets.defs.partitions import SESSIONS, SINGLE_RUN, lookback, run_window, window_of
+from trading_assets.defs.resources import PipelineConfig, WarehouseResource
+from trading_assets.domain import calendar
+from trading_assets.domain.quality import assess_quality
+
+QUALITY_SHARE_WITHIN_LIMIT = "quality_failing_share_within_limit"
+QUALITY_FAILING_SYMBOLS = "quality_failing_symbols"
+
+
+def _unserved_symbols(wh, start, end) -> list[str]:
+    """Symbols the router's latest attempt on this window could not serve from any provider."""
+    rows = wh.read(
+        """SELECT unserved FROM provider_metrics
+           WHERE provider = 'router' AND window_start <= ? AND window_end >= ?
+           ORDER BY ts DESC LIMIT 1""",
+        [start, end],
+    )
+    return list(rows["unserved"][0] or []) if rows.height else []
+
+
+@dg.asset(
+    group_name="market_data",
+    partitions_def=SESSIONS,
+    backfill_policy=SINGLE_RUN,
+    deps=[
+        dg.AssetDep("price_history", partition_mapping=lookback(60)),
+        dg.AssetDep("corporate_actions", partition_mapping=lookback(60)),
+        "universe",
+    ],
+    description=(
+        "One row per (session, symbol of the universe): a quality score in [0, 1], pass/fail, reason codes "
+        "(missing fields, high<low, open/close outside the range, zero volume, stale prices, gaps, duplicates, "
+        "outlier returns without a corporate action, unadjusted splits, late starts, no provider) and the values "
+        "that triggered them. Point in time: a session's row uses bars up to that session only. Table: data_quality_log."
+    ),
+    kinds={"duckdb", "polars"},
+)
+def data_quality(context: dg.AssetExecutionContext, warehouse: WarehouseResource, pipeline: PipelineConfig) -> dg.MaterializeResult:
+    settings = pipeline.settings()
+    wh = warehouse.get()
+    start, end, sessions = window_of(context)
+    symbols = universe_symbols(wh, pipeline)
+    n_back = getattr(settings.quality, "lookback_sessions", 60)
+    read_from = calendar.lookback_start(start, n_back)
+    bars = wh.read_window("price_history", read_from, end, symbols=symbols, order_by="date, symbol")
+    actions = wh.read_window("corporate_actions", read_from, end, symbols=symbols, order_by="date, symbol")
+    first = bars["date"].min() if bars.height else start
+    cal = calendar.sessions(min(first, start), end)
+    unserved = _unserved_symbols(wh, start, end)
+    log = assess_quality(
+        bars=bars,
+        actions=actions,
+        sessions=cal,
+        symbols=symbols,
+        window_start=start,
+        window_end=end,
+        settings=settings.quality,
+        unserved=unserved,
+    ).with_columns(pl.lit(context.run.run_id).alias("run_id"))
+    wh.replace_window("data_quality_log", log, start, end)
+
+    failed = log.filter(~pl.col("passed"))
+    codes = (
+        failed.explode("reason_codes").group_by("reason_codes").len().sort("len", descending=True)
+        if failed.height
+        else pl.DataFrame({"reason_codes": [], "len": []})
+    )
+    worst = failed.sort("score").head(25)
+    table = "| date | symbol | score | reasons |\n|---|---|---|---|\n" + "\n".join(
+        f"| {d} | {s} | {sc:.2f} | {', '.join(r)} |" for d, s, sc, r in worst.select("date", "symbol", "score", "reason_codes").rows()
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "rows": log.height,
+            "window": f"{start}..{end}",
+            "failing_rows": failed.height,
+            "failing_symbols": failed["symbol"].n_unique() if failed.height else 0,
+            "mean_score": float(log["score"].mean()) if log.height else 0.0,
+            "reason_counts": dg.MetadataValue.json({c: int(n) for c, n in codes.rows()}),
+            "worst_rows": dg.MetadataValue.md(table),
+        }
+    )
+
+
+def _failing_by_session(wh, start, end) -> pl.DataFrame:
+    return wh.read(
+        """SELECT date, count(*) AS symbols, sum(CASE WHEN passed THEN 0 ELSE 1 END) AS failing
+           FROM data_quality_log d
+           WHERE date BETWEEN ? AND ? AND symbol NOT IN (SELECT symbol FROM universe WHERE is_benchmark)
+           GROUP BY date ORDER BY date""",
+        [start, end],
+    )
+
+
+@dg.asset_check(
+    asset="data_quality",
+    name=QUALITY_SHARE_WITHIN_LIMIT,
+    blocking=True,
+    description="Blocking: on no session may more than settings.quality.max_failing_share of the universe fail quality (a systemic fault).",
+)
+def quality_failing_share_within_limit(
+    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource, pipeline: PipelineConfig
+) -> dg.AssetCheckResult:
+    wh = warehouse.get()
+    start, end = run_window(context)
+    limit = pipeline.settings().quality.max_failing_share
+    per = _failing_by_session(wh, start, end).with_columns((pl.col("failing") / pl.col("symbols")).alias("share"))
+    bad = per.filter(pl.col("share") > limit)
+    return dg.AssetCheckResult(
+        passed=bad.height == 0,
+        metadata={
+            "limit": limit,
+            "sessions": per.height,
+            "max_share": float(per["share"].max()) if per.height else 0.0,
+            "breaching_sessions": dg.MetadataValue.json([[str(d), float(s)] for d, s in bad.select("date", "share").rows()][:200]),
+        },
+        description=None if bad.height == 0 else f"{bad.height} session(s) with more than {limit:.0%} of symbols failing quality",
+    )
+
+
+@dg.asset_check(
+    asset="data_quality",
+    name=QUALITY_FAILING_SYMBOLS,
+    blocking=False,
+    description="Non-blocking: lists every (session, symbol) that failed quality, with its reason codes; those symbols are REJECTed downstream.",
+)
+def quality_failing_symbols(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    wh = warehouse.get()
+    start, end = run_window(context)
+    failed = wh.read(
+        "SELECT date, symbol, score, reason_codes FROM data_quality_log WHERE date BETWEEN ? AND ? AND NOT passed ORDER BY date, symbol",
+        [start, end],
+    )
+    by_symbol = failed.group_by("symbol").agg(pl.len().alias("sessions"), pl.col("reason_codes").flatten().unique().sort().alias("codes")).sort("symbol")
+    return dg.AssetCheckResult(
+        passed=failed.height == 0,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "failing_rows": failed.height,
+            "failing_symbols": dg.MetadataValue.json({s: {"sessions": int(n), "codes": list(c)} for s, n, c in by_symbol.rows()}),
+            "examples": dg.MetadataValue.json(json.loads(json.dumps([[str(d), s, float(sc), list(r)] for d, s, sc, r in failed.head(100).rows()]))),
+        },
+    )

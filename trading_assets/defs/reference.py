@@ -1,1 +1,43 @@
-"""(being written)"""
+"""[reference] The universe: symbols, names, GICS sectors and the benchmark (unpartitioned)."""
+
+from __future__ import annotations
+
+import dagster as dg
+import polars as pl
+
+from trading_assets.defs.resources import PipelineConfig, WarehouseResource
+from trading_assets.universe import load_universe, validate_symbol
+
+
+@dg.asset(
+    group_name="reference",
+    description=(
+        "The trading universe, one row per symbol: company name, GICS sector, and the benchmark (SPY) flagged. "
+        "Loaded from the universe file (CSV/JSON, TRADING_UNIVERSE or --universe), validated symbol by symbol; "
+        "run config `pipeline.symbols` limits a run to some symbols. Table: universe."
+    ),
+    kinds={"duckdb", "polars"},
+)
+def universe(context: dg.AssetExecutionContext, warehouse: WarehouseResource, pipeline: PipelineConfig) -> dg.MaterializeResult:
+    settings = pipeline.settings()
+    frame = load_universe(settings.universe_file, benchmark=settings.benchmark)
+    if pipeline.symbols:
+        wanted = {validate_symbol(s, "run config pipeline.symbols: ") for s in pipeline.symbols}
+        unknown = sorted(wanted - set(frame["symbol"]))
+        if unknown:
+            raise dg.Failure(f"run config pipeline.symbols names symbols not in the universe: {unknown}")
+        frame = frame.filter(pl.col("symbol").is_in(sorted(wanted)) | pl.col("is_benchmark"))
+    frame = frame.with_columns(pl.lit(str(settings.universe_file)).alias("source_file"))
+    warehouse.get().replace_table("universe", frame)
+    by_sector = frame.group_by("sector").len().sort("sector")
+    return dg.MaterializeResult(
+        metadata={
+            "symbols": frame.height,
+            "tradable": int((~frame["is_benchmark"]).sum()),
+            "benchmark": settings.benchmark,
+            "source_file": str(settings.universe_file),
+            "by_sector": dg.MetadataValue.md(
+                "| sector | symbols |\n|---|---|\n" + "\n".join(f"| {s} | {n} |" for s, n in by_sector.iter_rows())
+            ),
+        }
+    )

@@ -26,7 +26,7 @@ import polars as pl
 SCHEMA_DIR = Path(__file__).resolve().parent / "schema"
 
 # Columns that record when/which run wrote a row: excluded when comparing tables for determinism.
-VOLATILE_COLUMNS = frozenset({"run_id", "ingested_at", "computed_at", "created_at", "ts", "event_id"})
+VOLATILE_COLUMNS = frozenset({"run_id", "ingested_at", "computed_at", "created_at", "ts", "event_id", "duration_seconds", "latency_ms"})
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _LOCK_MARKERS = ("Could not set lock", "Conflicting lock", "lock on file")
@@ -222,8 +222,8 @@ class Warehouse:
         if read_only and not self.db_path.exists():
             self.ensure_schema()
         with self.connect(read_only=read_only) as con:
-            table = con.execute(sql, list(params or [])).to_arrow_table()
-        return pl.from_arrow(table)  # type: ignore[return-value]
+            # A relation (con.sql) converts straight to polars; a DB-API result would copy the rows once more.
+            return con.sql(sql, params=list(params or [])).pl()
 
     def read_window(
         self,

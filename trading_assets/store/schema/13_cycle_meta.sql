@@ -7,6 +7,7 @@ CREATE TABLE IF NOT EXISTS cycle_meta (
     window_end       DATE,
     settings_hash    VARCHAR,
     feature_version  VARCHAR,
-    summary          VARCHAR NOT NULL,  -- JSON
+    summary          VARCHAR NOT NULL,  -- JSON (deterministic part: no timestamps or run ids)
+    duration_seconds DOUBLE,            -- wall time of the run up to this summary
     created_at       TIMESTAMP
 );

@@ -11,5 +11,6 @@ CREATE TABLE IF NOT EXISTS provider_metrics (
     success           BOOLEAN NOT NULL,
     failure_reason    VARCHAR,
     latency_ms        DOUBLE,
-    quality           DOUBLE          -- share of served rows passing basic sanity, in [0, 1]
+    quality           DOUBLE,         -- share of served rows passing basic sanity, in [0, 1]
+    unserved          VARCHAR[]       -- on the router's summary row (provider = 'router'): symbols no provider served
 );

@@ -1,0 +1,284 @@
+"""`trading-cycle`: the command-line face of the asset graph.
+
+It materializes the same Definitions through Dagster (one run, in process) in the Dagster instance of
+DAGSTER_HOME (default: <project>/data/dagster_home, the one `dagster dev` shows), prints the cycle
+JSON on stdout (logs go to stderr) and stores it in cycle_meta.
+
+    trading-cycle --test                       5 symbols x 1 year of the synthetic market, offline
+    trading-cycle [--date D | --start D --end D] [--source yfinance|local|synthetic] [--data-dir DIR]
+                  [--universe FILE] [--symbols A,B] [--workers N] [--paper | --live]
+    trading-cycle explain --date D --symbol S [--json]
+    trading-cycle features                     the feature catalog
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import os
+import shutil
+import sys
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from trading_assets.settings import PROJECT_ROOT
+
+TEST_SYMBOLS = ("AAPL", "MSFT", "JPM", "XOM", "JNJ")
+SOURCES = ("yfinance", "local", "synthetic")
+EXIT_USAGE = 2
+EXIT_FAILED = 1
+
+# Project-wide Dagster settings (DESIGN section 3): one planned event per asset for a range instead of
+# one per partition; batched event writes where the storage supports them (PostgreSQL).
+DAGSTER_ENV_DEFAULTS = {
+    "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true",
+    "DAGSTER_EVENT_BATCH_SIZE": "1000",
+}
+
+
+class CliError(Exception):
+    """A problem with the command line or its inputs: printed as one clear line, exit code 2."""
+
+
+def _parse_date(text: str, flag: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise CliError(f"{flag}: {text!r} is not a date (expected YYYY-MM-DD)") from exc
+
+
+def last_completed_session(now: datetime | None = None) -> date:
+    """The latest session whose close (16:00 New York) has passed."""
+    from trading_assets.domain import calendar
+
+    now = now or datetime.now(ZoneInfo("America/New_York"))
+    today = now.date()
+    if calendar.is_session(today) and now.hour >= 16:
+        return today
+    return calendar.previous_session(today)
+
+
+def _run_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="trading-cycle",
+        description="Run one trading cycle (or a range of sessions) through the Dagster asset graph and print the cycle JSON.",
+        epilog="Subcommands: 'trading-cycle explain --date D --symbol S [--json]', 'trading-cycle features'.",
+    )
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--paper", action="store_true", help="paper trading: orders fill at the next open in simulation (default)")
+    mode.add_argument("--live", action="store_true", help="live trading: refused unless a broker is configured (TRADING_BROKER)")
+    p.add_argument("--test", action="store_true", help="5 symbols x 1 year of the synthetic market, offline, into data/")
+    p.add_argument("--universe", metavar="FILE", help="universe file (CSV or JSON: symbol,name,sector)")
+    p.add_argument("--symbols", metavar="A,B,...", help="limit the run to these universe symbols")
+    p.add_argument("--workers", type=int, metavar="N", help="parallel provider fetches (yfinance batches)")
+    p.add_argument("--date", metavar="D", help="one session (YYYY-MM-DD); default: the last completed session")
+    p.add_argument("--start", metavar="D", help="first session of a range (a backfill in one run)")
+    p.add_argument("--end", metavar="D", help="last session of a range")
+    p.add_argument("--source", choices=SOURCES, help="market-data provider (default: TRADING_PROVIDERS, else synthetic)")
+    p.add_argument("--data-dir", metavar="DIR", help="folder of CSV/Parquet bars for --source local")
+    return p
+
+
+def _prepare_environment(args: argparse.Namespace) -> tuple[date, date]:
+    """Validate the arguments and set the environment the Definitions are built from.
+
+    Returns the session window. Raises CliError (nothing written) on any bad input.
+    """
+    from trading_assets.domain import calendar
+    from trading_assets.universe import UniverseError, load_universe
+
+    if args.workers is not None and args.workers < 1:
+        raise CliError("--workers must be at least 1")
+    if args.date and (args.start or args.end):
+        raise CliError("give either --date or --start/--end, not both")
+    if bool(args.start) != bool(args.end):
+        raise CliError("--start and --end go together")
+    if args.data_dir and args.source not in (None, "local"):
+        raise CliError("--data-dir is for --source local")
+
+    if args.start:
+        start, end = _parse_date(args.start, "--start"), _parse_date(args.end, "--end")
+        if end < start:
+            raise CliError(f"--end {end} is before --start {start}")
+    else:
+        start = end = _parse_date(args.date, "--date") if args.date else last_completed_session()
+    for d, flag in ((start, "--start" if args.start else "--date"), (end, "--end")):
+        if not calendar.is_session(d):
+            raise CliError(f"{flag} {d} is not an NYSE session (weekend or exchange holiday)")
+    if end > date.today():
+        raise CliError(f"{end} is in the future")
+
+    os.environ.setdefault("DAGSTER_HOME", str(PROJECT_ROOT / "data" / "dagster_home"))
+    os.environ["DAGSTER_HOME"] = str(Path(os.environ["DAGSTER_HOME"]).resolve())
+    for k, v in DAGSTER_ENV_DEFAULTS.items():
+        os.environ.setdefault(k, v)
+
+    if args.test:
+        os.environ["TRADING_PROVIDERS"] = "synthetic"
+        if not args.start:
+            start = calendar.lookback_start(end, 251)
+        os.environ["TRADING_HISTORY_START"] = start.isoformat()
+    if args.source:
+        os.environ["TRADING_PROVIDERS"] = args.source
+    if args.data_dir:
+        data_dir = Path(args.data_dir)
+        if not data_dir.is_dir():
+            raise CliError(f"--data-dir {data_dir}: no such folder")
+        os.environ["TRADING_LOCAL_DATA_DIR"] = str(data_dir.resolve())
+        os.environ.setdefault("TRADING_PROVIDERS", "local")
+        if not args.source:
+            os.environ["TRADING_PROVIDERS"] = "local"
+    if os.environ.get("TRADING_PROVIDERS", "synthetic").split(",")[0].strip() == "local" and not os.environ.get("TRADING_LOCAL_DATA_DIR"):
+        raise CliError("--source local needs --data-dir DIR (or TRADING_LOCAL_DATA_DIR)")
+    if args.universe:
+        path = Path(args.universe)
+        try:
+            load_universe(path)
+        except UniverseError as exc:
+            raise CliError(str(exc)) from exc
+        os.environ["TRADING_UNIVERSE"] = str(path.resolve())
+    else:
+        try:
+            load_universe(os.environ.get("TRADING_UNIVERSE") or None)
+        except UniverseError as exc:
+            raise CliError(str(exc)) from exc
+
+    from trading_assets.settings import load_settings
+
+    settings = load_settings()
+    if start < settings.history_start:
+        raise CliError(
+            f"--start {start} is before the history start {settings.history_start} "
+            "(set TRADING_HISTORY_START to an earlier session)"
+        )
+    return start, end
+
+
+def _install_instance_config(home: Path) -> None:
+    """DAGSTER_HOME needs a dagster.yaml: use the project's (run queue, retries, telemetry off)."""
+    home.mkdir(parents=True, exist_ok=True)
+    target = home / "dagster.yaml"
+    source = PROJECT_ROOT / "dagster.yaml"
+    if not target.exists() and source.exists():
+        shutil.copyfile(source, target)
+
+
+def run_cycle(args: argparse.Namespace) -> int:
+    start, end = _prepare_environment(args)
+    symbols: list[str] = []
+    if args.test:
+        symbols = list(TEST_SYMBOLS)
+    if args.symbols:
+        from trading_assets.universe import UniverseError, validate_symbol
+
+        try:
+            symbols = [validate_symbol(s.strip(), "--symbols: ") for s in args.symbols.split(",") if s.strip()]
+        except UniverseError as exc:
+            raise CliError(str(exc)) from exc
+
+    from trading_assets.settings import load_settings
+
+    settings = load_settings()
+    mode = "live" if args.live else "paper"
+    if args.live:
+        from trading_assets.domain.execution import BrokerNotConfigured, get_broker
+
+        try:
+            get_broker(settings.replace(execution=dataclasses.replace(settings.execution, mode="live")))
+        except BrokerNotConfigured as exc:
+            raise CliError(f"--live refused: {exc}") from exc
+
+    home = Path(os.environ["DAGSTER_HOME"])
+    _install_instance_config(home)
+
+    import dagster as dg
+
+    from trading_assets.definitions import defs
+
+    pipeline_config = {"symbols": symbols, "mode": mode}
+    if args.workers:
+        pipeline_config["workers"] = args.workers
+    run_config = {"resources": {"pipeline": {"config": pipeline_config}}}
+    tags = {"trading/source": "cli", "trading/mode": mode}
+    if start == end:
+        partition_kw = {"partition_key": end.isoformat()}
+    else:
+        partition_kw = {}
+        tags.update({"dagster/asset_partition_range_start": start.isoformat(), "dagster/asset_partition_range_end": end.isoformat()})
+    job = defs.resolve_implicit_global_asset_job_def()
+    print(
+        f"trading-cycle: {start}..{end} ({mode}, providers={settings.providers}, db={settings.db_path}, DAGSTER_HOME={home})",
+        file=sys.stderr,
+    )
+    with dg.DagsterInstance.get() as instance, contextlib.redirect_stdout(sys.stderr):
+        result = job.execute_in_process(
+            instance=instance, run_config=run_config, tags=tags, raise_on_error=False, **partition_kw
+        )
+    if not result.success:
+        failures = [
+            f"{e.step_key}: {e.event_specific_data.error.message.strip() if getattr(e.event_specific_data, 'error', None) else e.message}"
+            for e in result.all_events
+            if e.event_type_value == "STEP_FAILURE"
+        ]
+        print(json.dumps({"status": "FAILED", "run_id": result.run_id, "window": [str(start), str(end)], "failures": failures}, indent=2))
+        return EXIT_FAILED
+    from trading_assets.store.warehouse import Warehouse
+
+    wh = Warehouse(settings.db_path, settings.audit_dir)
+    row = wh.read("SELECT summary, duration_seconds, created_at FROM cycle_meta WHERE date = ?", [end]).row(0, named=True)
+    summary = json.loads(row["summary"])
+    out = {
+        "cycle_id": summary["cycle_id"],
+        "timestamp": row["created_at"].isoformat(),
+        "run_id": result.run_id,
+        "window": {"start": str(start), "end": str(end), "sessions": len(_sessions(start, end))},
+        "duration_seconds": row["duration_seconds"],
+        **{k: v for k, v in summary.items() if k != "cycle_id"},
+    }
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+def _sessions(start: date, end: date) -> list[date]:
+    from trading_assets.domain import calendar
+
+    return calendar.sessions(start, end)
+
+
+def _explain(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="trading-cycle explain", description="The whole chain behind one decision, read-only.")
+    p.add_argument("--date", required=True, metavar="D")
+    p.add_argument("--symbol", required=True, metavar="S")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    args = p.parse_args(argv)
+    from trading_assets.explain import explain_main
+
+    return explain_main(_parse_date(args.date, "--date"), args.symbol, as_json=args.json)
+
+
+def _features(argv: list[str]) -> int:
+    argparse.ArgumentParser(prog="trading-cycle features", description="Print the feature catalog.").parse_args(argv)
+    from trading_assets.domain.features.catalog import format_catalog
+
+    print(format_catalog())
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv and argv[0] == "explain":
+            return _explain(argv[1:])
+        if argv and argv[0] == "features":
+            return _features(argv[1:])
+        return run_cycle(_run_parser().parse_args(argv))
+    except CliError as exc:
+        print(f"trading-cycle: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())
