@@ -105,11 +105,11 @@ def _prepare_environment(args: argparse.Namespace) -> tuple[date, date]:
             raise CliError(f"--end {end} is before --start {start}")
     else:
         start = end = _parse_date(args.date, "--date") if args.date else last_completed_session()
-    for d, flag in ((start, "--start" if args.start else "--date"), (end, "--end")):
-        if not calendar.is_session(d):
-            raise CliError(f"{flag} {d} is not an NYSE session (weekend or exchange holiday)")
     if end > date.today():
         raise CliError(f"{end} is in the future")
+    for d, flag in ((start, "--start" if args.start else "--date"), (end, "--end" if args.end else "--date")):
+        if not calendar.is_session(d):
+            raise CliError(f"{flag} {d} is not an NYSE session (weekend or exchange holiday)")
 
     os.environ.setdefault("DAGSTER_HOME", str(PROJECT_ROOT / "data" / "dagster_home"))
     os.environ["DAGSTER_HOME"] = str(Path(os.environ["DAGSTER_HOME"]).resolve())

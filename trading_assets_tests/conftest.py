@@ -47,3 +47,14 @@ def warehouse(data_dir):
     wh = Warehouse(data_dir / "trading.duckdb", data_dir / "audit")
     wh.ensure_schema()
     return wh
+
+
+@pytest.fixture(autouse=True)
+def _restore_environment():
+    """The CLI sets TRADING_* / DAGSTER_* variables for the process it runs in: undo that after each test."""
+    saved = dict(os.environ)
+    for key in [k for k in os.environ if k.startswith("TRADING_")]:
+        del os.environ[key]
+    yield
+    os.environ.clear()
+    os.environ.update(saved)

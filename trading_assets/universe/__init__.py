@@ -1,7 +1,7 @@
 """The trading universe: symbols with company name and GICS sector, plus the benchmark.
 
-`load_universe(path)` reads a CSV (columns symbol,name,sector[,is_benchmark]) or a JSON list of
-objects with the same keys. Every symbol must match SYMBOL_PATTERN (upper-case letters, digits, '.'
+`load_universe(path)` reads a CSV (columns symbol,name,sector[,is_benchmark]), a JSON list of
+objects with the same keys, or a Parquet file with those columns. Every symbol must match SYMBOL_PATTERN (upper-case letters, digits, '.'
 and '-', at most 10 characters): symbols reach SQL and file names, so anything else is refused with
 an error naming the line, before anything is written.
 """
@@ -37,6 +37,14 @@ def _records(path: Path) -> list[tuple[str, dict]]:
     """(location, record) pairs; location names the line (CSV) or the item (JSON)."""
     if not path.exists():
         raise UniverseError(f"universe file not found: {path}")
+    if path.suffix.lower() == ".parquet":
+        try:
+            frame = pl.read_parquet(path)
+        except Exception as exc:  # polars raises several error types for a corrupt file
+            raise UniverseError(f"{path}: not a readable Parquet file: {exc}") from exc
+        if "symbol" not in frame.columns:
+            raise UniverseError(f"{path}: the Parquet file needs a 'symbol' column (symbol, name, sector)")
+        return [(f"{path}: row {i + 1}: ", rec) for i, rec in enumerate(frame.to_dicts())]
     text = path.read_text(encoding="utf-8")
     if path.suffix.lower() == ".json":
         try:
