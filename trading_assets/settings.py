@@ -49,8 +49,44 @@ class QualitySettings:
     stale_run: int = 5  # this many identical closes in a row (incl. today) = stale
     robust_return_z: float = 12.0  # |log return| beyond this many robust sigmas with no corporate action
     min_abs_jump: float = 0.25  # ... and at least this large in absolute log terms
-    late_start_sessions: int = 20  # series starting this many sessions after the window start = late
+    late_start_sessions: int = 20  # see the LATE_START note below
     max_failing_share: float = 0.25  # blocking check: share of the universe failing on one session
+    # --- added with domain/quality.py (see its docstring for each rule) ---
+    # LATE_START marks the first `late_start_sessions` sessions of a series whose first bar comes after
+    # the first session read (so it must be <= lookback_sessions to be run-boundary independent).
+    lookback_sessions: int = 60  # sessions of history read before the window (trailing medians, MAD)
+    min_history: int = 5  # past bars needed before a trailing median / MAD is trusted
+    low_volume_ratio: float = 0.01  # volume < this x trailing median volume = near-empty bar
+    flat_bar_volume_ratio: float = 0.10  # O=H=L=C with volume < this x trailing median = flat thin bar
+    range_tolerance: float = 1e-6  # relative slack on the [low, high] checks (float rounding of adjusted prices)
+    split_ratios: tuple[float, ...] = (0.5, 1 / 3, 0.25, 2.0, 3.0, 4.0)  # close/prev-close ratios of a split
+    split_tolerance: float = 0.05  # |log r - log ratio| below this = split-like
+    reversal_fraction: float = 0.75  # next move undoes >= 75% of a flagged jump (|r1 + r2| <= 0.25 |r1|)
+    max_price_ratio: float = 10.0  # a 10x (or 1/10) move with no action is a unit error: RETURN_OUTLIER
+    # Score = max(0, 1 - sum of the penalties of the codes raised); a row passes at >= pass_score, so
+    # any penalty above 1 - pass_score fails on its own; informational codes cost 0 or 0.1-0.2.
+    penalties: tuple[tuple[str, float], ...] = (
+        ("MISSING_BAR", 1.0),
+        ("NOT_LISTED", 1.0),
+        ("NO_PROVIDER", 1.0),
+        ("NON_POSITIVE_PRICE", 1.0),
+        ("MISSING_FIELD", 0.5),
+        ("HIGH_BELOW_LOW", 0.5),
+        ("OPEN_OUTSIDE_RANGE", 0.4),
+        ("CLOSE_OUTSIDE_RANGE", 0.5),
+        ("ZERO_VOLUME", 0.5),
+        ("LOW_VOLUME", 0.4),
+        ("FLAT_BAR", 0.4),
+        ("STALE_PRICE", 0.4),
+        ("RETURN_OUTLIER", 0.5),
+        ("REVERSED_SPIKE", 0.5),
+        ("UNADJUSTED_SPLIT", 0.6),
+        ("DUPLICATE_ROW", 0.2),
+        ("OFF_CALENDAR", 0.2),
+        ("LARGE_MOVE", 0.1),
+        ("LATE_START", 0.0),
+        ("SYNTHETIC_DATA", 0.0),
+    )
 
 
 @dataclass(frozen=True)
@@ -60,31 +96,77 @@ class FeatureSettings:
     annualization: int = 252
     ewma_lambda_fast: float = 0.94
     ewma_lambda_slow: float = 0.97
+    ewma_min_obs: int = 20  # lambda-based EWMA vols (ewma_vol_fast/slow) are null before this many returns
+    beta_min_coverage: float = 0.9  # beta/corr/...: share of the window's bars that must have a benchmark return
 
 
 @dataclass(frozen=True)
 class AgentSettings:
-    """Parameters of the six agents (domain/agents). Horizon of mu/sigma: one session (daily)."""
+    """Parameters of the six agents (domain/agents).
 
-    horizon_sessions: int = 1
+    Units: every agent's mu and sigma are the expected simple return and its standard deviation over
+    `horizon_sessions` sessions (default one session, i.e. daily decimals); confidence is in [0, 1].
+    Each agent turns its features into components c_i in [-1, 1] (mostly tanh(x / scale)), a score
+    S = mean_i(c_i) over the available components, and applies Grinold's rule
+    mu = IC * sigma * S, where the IC ("*_scale" below) is the agent's information coefficient.
+    """
+
+    horizon_sessions: int = 1  # mu scales with h, sigma with sqrt(h)
+    annualization: int = 252  # sessions per year: annualized vol / sqrt(252) = daily vol
+    # Momentum: IC and the tanh scale of each trend feature (feature name, scale).
     momentum_scale: float = 0.05
+    momentum_components: tuple[tuple[str, float], ...] = (
+        ("mom_12_1", 0.30),  # 12-1 month momentum (Jegadeesh-Titman), typical cross-sectional sd ~0.3
+        ("mom_6m", 0.20),
+        ("mom_3m", 0.10),
+        ("px_sma_200", 0.10),  # distance to the 200-session trend line
+    )
+    # Mean reversion: IC, scales of (-zscore_20, 50 - rsi_14, 0.5 - bb_pctb_20), and the |zscore_20| at
+    # which the agent is fully confident (reversion only matters at extremes).
     mean_reversion_scale: float = 0.02
+    mean_reversion_z_scale: float = 2.0
+    mean_reversion_rsi_scale: float = 20.0
+    mean_reversion_pctb_scale: float = 0.5
+    mean_reversion_full_z: float = 2.0
+    # Volatility (low-volatility anomaly): IC, scales of the rank / vol-trend / level components,
+    # the annualized level below which a name counts as calm, and the EWMA weight of its sigma blend.
+    volatility_scale: float = 0.02
+    volatility_rank_scale: float = 0.25
+    volatility_trend_scale: float = 0.25
     volatility_target: float = 0.15
+    volatility_blend: float = 0.7  # sigma^2 = b * ewma_vol_20^2 + (1 - b) * vol_60^2
+    # Liquidity: IC, the 21-day dollar ADV below which a name is penalized, and the scales of
+    # ln(adv_dollar_21d / min) and of ln(volume_ratio_20) (volume confirming the 5-day move).
+    liquidity_scale: float = 0.01
     liquidity_min_dollar_adv: float = 5_000_000.0
+    liquidity_adv_scale: float = 1.0
+    liquidity_flow_scale: float = 0.5
+    # Pattern: IC and the stochastic oversold / overbought levels.
     pattern_scale: float = 0.01
+    pattern_stoch_low: float = 20.0
+    pattern_stoch_high: float = 80.0
+    # Regime: IC of the market view, benchmark vol levels (annualized) for risk-on / risk-off, the
+    # tanh scale of the benchmark's px_sma_200, the |score| that leaves neutral, and the beta cap.
+    regime_scale: float = 0.02
     regime_risk_off_vol: float = 0.25
     regime_risk_on_vol: float = 0.15
+    regime_trend_scale: float = 0.05
+    regime_threshold: float = 0.25
+    regime_beta_cap: float = 3.0
 
 
 @dataclass(frozen=True)
 class MetaBrainSettings:
-    """Meta-Brain parameters (domain/meta_brain.py)."""
+    """Meta-Brain parameters (domain/meta_brain.py). mu in the agents' units (daily decimals)."""
 
-    disagreement_beta: float = 2.0e4  # exp(-beta * Var(mu_k)) with daily mu: Var ~1e-5 -> ~0.8
-    z_clip: float = 3.0
+    # exp(-beta * Var_k(mu_k)): agents at +6 and -2 bp/day (equal weights) give Var = 1.6e-7 -> factor 0.53.
+    disagreement_beta: float = 4.0e6
+    z_clip: float = 3.0  # |z| clipped here (Qlib's RobustZScoreNorm clips at 3); 0 = no clipping
     kelly_gamma: float = 0.25  # fractional Kelly
     min_trade_weight: float = 0.002  # |target - current| below this -> HOLD
-    min_confidence: float = 0.05  # all agents below this -> no signal
+    min_confidence: float = 0.05  # an agent below this confidence is silent; all silent -> NO_SIGNAL
+    high_disagreement_penalty: float = 0.5  # flag HIGH_DISAGREEMENT when exp(-beta * Var) < this
+    top_n: int = 5  # top buys / sells reported in metadata
 
 
 @dataclass(frozen=True)
@@ -108,6 +190,8 @@ class RiskSettings:
     reducing_drawdown: float = 0.10  # DD beyond this -> REDUCING
     recovery_phases: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8, 1.0)
     recovery_sessions_per_phase: int = 5
+    min_trade_weight: float = 0.002  # |order| below this fraction of NAV -> HOLD (unless a limit forces a sell)
+    scale_search_iterations: int = 40  # bisection steps when scaling the book under the CVaR / tail limits
 
 
 @dataclass(frozen=True)
@@ -191,3 +275,32 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
             broker=env.get("TRADING_BROKER", ""),
         ),
     )
+
+
+# --- operating the graph in Dagster (defs/automation.py, explain.py) --------------------------------
+@dataclass(frozen=True)
+class OpsSettings:
+    """Schedule, freshness, alerting and reader settings. Kept out of `Settings` (and so out of
+    settings_hash): none of them changes a number in any table.
+
+    Environment: TRADING_WEBHOOK_URL (run failures are POSTed there as JSON when set),
+    TRADING_FRESHNESS_DEADLINE (HH:MM New York time, default 19:30).
+    """
+
+    timezone: str = "America/New_York"  # the exchange's clock: schedule and deadline are in NY time
+    schedule_cron: str = "0 18 * * 1-5"  # daily cycle: 18:00 NY Mon-Fri, two hours after the 16:00 close
+    freshness_deadline: str = "19:30"  # the session that closed today must be in price_history by then
+    webhook_url: str = ""  # empty = no webhook; failures still go to audit_log
+    webhook_timeout_s: float = 5.0  # a slow webhook must not stall the sensor daemon
+    reader_lock_timeout_s: float = 10.0  # explain waits this long for a writer's lock, then says so
+    audit_lock_timeout_s: float = 45.0  # the failure sensor waits this long to append to audit_log
+
+
+def load_ops_settings(env: dict[str, str] | None = None) -> OpsSettings:
+    """OpsSettings from the environment (os.environ by default)."""
+    env = dict(os.environ if env is None else env)
+    deadline = env.get("TRADING_FRESHNESS_DEADLINE", OpsSettings.freshness_deadline)
+    hh, _, mm = deadline.partition(":")
+    if not (hh.isdigit() and mm.isdigit() and 0 <= int(hh) < 24 and 0 <= int(mm) < 60):
+        raise ValueError(f"TRADING_FRESHNESS_DEADLINE={deadline!r}: expected HH:MM (24-hour, New York time)")
+    return OpsSettings(freshness_deadline=f"{int(hh):02d}:{int(mm):02d}", webhook_url=env.get("TRADING_WEBHOOK_URL", "").strip())

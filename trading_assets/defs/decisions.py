@@ -1,1 +1,143 @@
-"""(being written)"""
+"""[decisions] meta_decisions: the Meta-Brain's pre-risk view per (session, symbol) -> table decisions.
+
+Read the window's model_outputs and data_quality_log -> domain.meta_brain.decide -> add cycle_id and
+run_id -> replace the window's decisions rows -> metadata. Stateless: the decision is relative to a
+flat long-only book (docs/ARCHITECTURE.md); the risk gate compares targets with the current position.
+The benchmark gets no row.
+"""
+
+import dagster as dg
+import polars as pl
+
+from trading_assets.defs.partitions import SAME_SESSION, SESSIONS, SINGLE_RUN, run_window, window_of
+from trading_assets.defs.resources import PipelineConfig, WarehouseResource
+from trading_assets.defs.signals import benchmark_symbols, universe_symbols
+from trading_assets.domain import calendar, meta_brain, reasons
+from trading_assets.domain.agents import REGIME_AGENT
+
+META_DECISIONS_FINITE = "meta_decisions_finite"
+META_DECISIONS_DISAGREEMENT = "meta_decisions_disagreement"
+DECISION_COLUMNS = (*meta_brain.DECISION_SCHEMA, "cycle_id", "run_id")
+
+
+def cycle_id(session, settings_hash: str) -> str:
+    """cycle_id of a session: f"{session}-{settings_hash}" (docs/ARCHITECTURE.md, Identifiers)."""
+    return f"{session.isoformat()}-{settings_hash}"
+
+
+def _round(x: float | None, digits: int = 6) -> float | None:
+    return None if x is None else round(float(x), digits)
+
+
+def _rounded(top: list[dict]) -> list[dict]:
+    return [{**t, "mu_hat": _round(t["mu_hat"], 7), "sigma_hat": _round(t["sigma_hat"]), "conviction": _round(t["conviction"], 4)} for t in top]
+
+
+@dg.asset(
+    name="meta_decisions",
+    group_name="decisions",
+    partitions_def=SESSIONS,
+    backfill_policy=SINGLE_RUN,
+    deps=[dg.AssetDep("agent_outputs", partition_mapping=SAME_SESSION), dg.AssetDep("data_quality", partition_mapping=SAME_SESSION)],
+    description=(
+        "The Meta-Brain per (session, symbol): confidence-weighted ensemble mu_hat, mixture sigma_hat, disagreement "
+        "Var_k(mu_k) and its penalty, robust cross-sectional z-score, fractional Kelly and the raw long-only target "
+        "weight, the pre-risk decision (EXECUTE_BUY / EXECUTE_SELL / HOLD / REJECT) with reason codes, the session's "
+        "regime, cycle_id and run_id. Benchmark excluded. Table: decisions."
+    ),
+    kinds={"duckdb", "polars"},
+)
+def meta_decisions(context: dg.AssetExecutionContext, warehouse: WarehouseResource, pipeline: PipelineConfig) -> dg.MaterializeResult:
+    settings = pipeline.settings()
+    wh = warehouse.get()
+    start, end, sessions = window_of(context)
+    symbols = universe_symbols(wh, pipeline)
+    benchmarks = benchmark_symbols(wh, settings.benchmark)
+    outputs = wh.read_window(
+        "model_outputs", start, end, symbols=symbols,
+        columns=["date", "symbol", "agent", "mu", "sigma", "confidence", "state"], order_by="date, symbol, agent",
+    )  # fmt: skip
+    quality = wh.read_window("data_quality_log", start, end, symbols=symbols, columns=["date", "symbol", "passed"], order_by="date, symbol")
+    decided = meta_brain.decide(outputs, quality, settings.meta, exclude_symbols=benchmarks, regime_agent=REGIME_AGENT)
+    s_hash = settings.settings_hash()
+    decided = decided.with_columns(
+        cycle_id=pl.concat_str([pl.col("date").dt.strftime("%Y-%m-%d"), pl.lit(f"-{s_hash}")]),  # = cycle_id(date, s_hash)
+        run_id=pl.lit(context.run.run_id),
+    ).select(DECISION_COLUMNS)
+    wh.replace_window("decisions", decided, start, end, symbols=symbols)
+
+    last = decided.filter(pl.col("date") == end)
+    regimes = decided.group_by("date").agg(pl.col("regime").first()).group_by("regime").len().sort("regime")
+    n = settings.meta.top_n
+    return dg.MaterializeResult(
+        metadata={
+            "window": f"{start}..{end}",
+            "sessions": len(sessions),
+            "rows": decided.height,
+            "symbols": decided["symbol"].n_unique() if decided.height else 0,
+            "decision_counts": dg.MetadataValue.json(meta_brain.decision_counts(decided)),
+            "decision_counts_last_session": dg.MetadataValue.json(meta_brain.decision_counts(last)),
+            "top_buys": dg.MetadataValue.json(_rounded(meta_brain.top_decisions(last, reasons.EXECUTE_BUY, n))),
+            "top_sells": dg.MetadataValue.json(_rounded(meta_brain.top_decisions(last, reasons.EXECUTE_SELL, n))),
+            "regime_last_session": (last["regime"].drop_nulls().first() if last.height else None) or "unknown",
+            "regime_sessions": dg.MetadataValue.json({str(r): int(c) for r, c in regimes.rows()}),
+            "high_disagreement_rows": meta_brain.high_disagreement_rows(decided).height,
+            "cycle_id_last_session": cycle_id(end, s_hash),
+        }
+    )
+
+
+@dg.asset_check(
+    asset="meta_decisions",
+    name=META_DECISIONS_FINITE,
+    blocking=True,
+    description=(
+        "Blocking: every non-REJECT decision of the run's sessions has finite mu_hat, sigma_hat, z_score, kelly_fraction and "
+        "target_weight_raw (REJECT rows are null by design), and every session has rows."
+    ),
+)
+def meta_decisions_finite(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    wh = warehouse.get()
+    start, end = run_window(context)
+    rows = wh.read_window("decisions", start, end, order_by="date, symbol")
+    bad = meta_brain.nonfinite_rows(rows)
+    seen = {str(d) for d in rows["date"].unique().to_list()} if rows.height else set()
+    empty = [str(d) for d in calendar.sessions(start, end) if str(d) not in seen]
+    by_session = bad.group_by("date").agg(pl.col("symbol").sort()).sort("date")
+    return dg.AssetCheckResult(
+        passed=bad.height == 0 and not empty,
+        metadata={
+            "rows": rows.height,
+            "non_finite_rows": bad.height,
+            "non_finite_by_session": dg.MetadataValue.json({str(d): s[:50] for d, s in by_session.head(200).rows()}),
+            "sessions_without_rows": dg.MetadataValue.json(empty[:200]),
+        },
+        description=None if bad.height == 0 and not empty else f"{bad.height} non-finite row(s); {len(empty)} session(s) without rows",
+    )
+
+
+@dg.asset_check(
+    asset="meta_decisions",
+    name=META_DECISIONS_DISAGREEMENT,
+    blocking=False,
+    description=(
+        "Non-blocking: lists the (session, symbol) rows whose agents disagree strongly (HIGH_DISAGREEMENT: the penalty "
+        "exp(-beta * Var_k(mu_k)) fell below settings.meta.high_disagreement_penalty)."
+    ),
+)
+def meta_decisions_disagreement(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    wh = warehouse.get()
+    start, end = run_window(context)
+    rows = wh.read_window("decisions", start, end, columns=["date", "symbol", "disagreement", "reason_codes"], order_by="date, symbol")
+    flagged = meta_brain.high_disagreement_rows(rows)
+    by_symbol = flagged.group_by("symbol").agg(sessions=pl.len(), max_disagreement=pl.col("disagreement").max()).sort("symbol")
+    return dg.AssetCheckResult(
+        passed=flagged.height == 0,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "rows": rows.height,
+            "flagged_rows": flagged.height,
+            "flagged_symbols": dg.MetadataValue.json({s: {"sessions": int(n), "max_disagreement": float(m)} for s, n, m in by_symbol.rows()}),
+            "examples": dg.MetadataValue.json([[str(d), s, float(v)] for d, s, v in flagged.select("date", "symbol", "disagreement").head(100).rows()]),
+        },
+    )

@@ -4,7 +4,6 @@ One multi-asset fetch yields both `price_history` and `corporate_actions` (one p
 serves both) and appends every provider attempt to provider_metrics, from which the router learns.
 """
 
-from __future__ import annotations
 
 from datetime import datetime
 

@@ -6,7 +6,6 @@ Dagster bookkeeping per backfill). `end_offset=1` makes today's session a partit
 day, so the 18:00 New York schedule can materialize the session that just closed.
 """
 
-from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 

@@ -5,7 +5,6 @@ window), calls the pure quality agent, and writes data_quality_log. A single bad
 and later REJECTed; only a session where a large share of the universe fails stops the graph.
 """
 
-from __future__ import annotations
 
 import json
 
@@ -98,10 +97,12 @@ def data_quality(context: dg.AssetExecutionContext, warehouse: WarehouseResource
 
 
 def _failing_by_session(wh, start, end) -> pl.DataFrame:
+    # Symbols not listed yet (no bar ever, e.g. a later IPO) are outside the session's tradable set.
     return wh.read(
         """SELECT date, count(*) AS symbols, sum(CASE WHEN passed THEN 0 ELSE 1 END) AS failing
            FROM data_quality_log d
            WHERE date BETWEEN ? AND ? AND symbol NOT IN (SELECT symbol FROM universe WHERE is_benchmark)
+             AND NOT list_contains(reason_codes, 'NOT_LISTED')
            GROUP BY date ORDER BY date""",
         [start, end],
     )

@@ -1,6 +1,5 @@
 """[reference] The universe: symbols, names, GICS sectors and the benchmark (unpartitioned)."""
 
-from __future__ import annotations
 
 import dagster as dg
 import polars as pl

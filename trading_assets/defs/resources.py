@@ -1,6 +1,5 @@
 """Dagster resources: the warehouse (DuckDB through SQL, no IO manager) and the run's pipeline config."""
 
-from __future__ import annotations
 
 from pathlib import Path
 

@@ -1,6 +1,5 @@
 """[portfolio] The cycle summary: the JSON a desk reads after each session, stored in cycle_meta."""
 
-from __future__ import annotations
 
 import json
 import time

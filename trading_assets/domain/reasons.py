@@ -28,9 +28,13 @@ QUALITY_CODES: dict[str, str] = {
     "RETURN_OUTLIER": "return beyond the robust threshold with no corporate action (bad tick)",
     "REVERSED_SPIKE": "an outlier move reversed the next session (a bad bar, not news)",
     "UNADJUSTED_SPLIT": "a split-like jump (about 1/2, 1/3, 2x ...) with no split recorded",
-    "LATE_START": "the series starts after the window start (listed during the window)",
+    "LATE_START": "one of the first sessions of a series that starts after the first session read (listed during the history)",
     "NO_PROVIDER": "no configured provider could serve the symbol",
     "SYNTHETIC_DATA": "bar comes from the synthetic market (informational)",
+    # added with domain/quality.py:
+    "LARGE_MOVE": "return beyond the robust threshold, not split-like: news or a bad bar, unknown yet (informational)",
+    "NOT_LISTED": "no bar in the lookback before this session: not listed yet (before a late start), delisted, or never delivered",
+    "OFF_CALENDAR": "the provider sent a bar dated on a non-session day (flagged on the next session)",
 }
 
 # --- Meta-Brain and risk ---------------------------------------------------------------------
@@ -58,3 +62,8 @@ RISK_OVERRIDE = "RISK_OVERRIDE"
 POSITION_INCREASE = "POSITION_INCREASE"
 POSITION_REDUCTION = "POSITION_REDUCTION"
 NO_PRICE = "NO_PRICE"
+# --- risk gate and execution (added by the book: risk.py / execution.py) --------------------
+CVAR_SCALED = "CVAR_SCALED"  # the tradable names were scaled down to bring CVaR under its limit
+LEVERAGE_SCALED = "LEVERAGE_SCALED"  # the tradable names were scaled pro rata to the gross limit
+NO_DECISION = "NO_DECISION"  # a held symbol had no pre-risk decision row this session
+ORDER_CANCELLED = "ORDER_CANCELLED"  # a paper order found no valid open at its fill session

@@ -9,6 +9,7 @@ CREATE TABLE IF NOT EXISTS model_outputs (
     confidence    DOUBLE,
     explanation   VARCHAR,
     agent_version VARCHAR,
+    state         VARCHAR,        -- a categorical state the agent reports (the regime agent: risk_on | neutral | risk_off)
     run_id        VARCHAR,
     PRIMARY KEY (date, symbol, agent)
 );

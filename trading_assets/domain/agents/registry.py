@@ -1,0 +1,68 @@
+"""The agent registry and the runner. A seventh agent = one module + one line in AGENTS."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import polars as pl
+
+from trading_assets.domain.agents.base import KEYS, OUTPUT_SCHEMA, Agent
+from trading_assets.domain.agents.liquidity import LiquidityAgent
+from trading_assets.domain.agents.mean_reversion import MeanReversionAgent
+from trading_assets.domain.agents.momentum import MomentumAgent
+from trading_assets.domain.agents.pattern import PatternAgent
+from trading_assets.domain.agents.regime import RegimeAgent
+from trading_assets.domain.agents.volatility import VolatilityAgent
+from trading_assets.settings import AgentSettings
+
+AGENTS: tuple[Agent, ...] = (
+    MomentumAgent(),
+    MeanReversionAgent(),
+    VolatilityAgent(),
+    LiquidityAgent(),
+    PatternAgent(),
+    RegimeAgent(),
+)
+REGIME_AGENT = "regime"
+
+
+def agent_names(agents: Sequence[Agent] = AGENTS) -> list[str]:
+    names = [a.name for a in agents]
+    if len(set(names)) != len(names):
+        raise ValueError(f"agent names must be unique: {names}")
+    return names
+
+
+def required_features(settings: AgentSettings, agents: Sequence[Agent] = AGENTS) -> list[str]:
+    """Every feature column the agents read (sorted, unique)."""
+    return sorted({f for a in agents for f in a.features(settings)})
+
+
+def run_agents(
+    features: pl.DataFrame,
+    settings: AgentSettings,
+    benchmark: str | None = None,
+    agents: Sequence[Agent] = AGENTS,
+) -> pl.DataFrame:
+    """Every agent on `features` -> the long model_outputs frame, one row per (date, symbol, agent),
+    sorted by (date, symbol, agent)."""
+    agent_names(agents)
+    if features.height == 0:
+        return pl.DataFrame(schema=OUTPUT_SCHEMA)
+    frames = [a.compute(features, settings, benchmark) for a in agents]
+    return pl.concat(frames, how="vertical").sort(*KEYS, "agent")
+
+
+def invalid_outputs(outputs: pl.DataFrame) -> pl.DataFrame:
+    """Rows that break the output contract: NaN/inf in mu, sigma or confidence; sigma <= 0;
+    confidence outside [0, 1] or null; a speaking row (confidence > 0) without mu or sigma.
+    Null mu/sigma on a silent row (confidence 0) is by design. Adds a `problem` column."""
+    mu, sigma, conf = pl.col("mu"), pl.col("sigma"), pl.col("confidence")
+    nan_or_inf = lambda c: c.is_not_null() & ~c.is_finite()  # noqa: E731
+    problem = (
+        pl.when(nan_or_inf(mu) | nan_or_inf(sigma) | nan_or_inf(conf)).then(pl.lit("non-finite value"))
+        .when(sigma.is_not_null() & (sigma <= 0)).then(pl.lit("sigma <= 0"))
+        .when(conf.is_null() | (conf < 0) | (conf > 1)).then(pl.lit("confidence outside [0, 1]"))
+        .when((conf > 0) & (mu.is_null() | sigma.is_null())).then(pl.lit("confident without mu or sigma"))
+    )  # fmt: skip
+    return outputs.with_columns(problem=problem).filter(pl.col("problem").is_not_null())
