@@ -11,6 +11,11 @@ CREATE TABLE IF NOT EXISTS risk_decisions (
     adjustments       VARCHAR,           -- JSON: each scaling applied and its factor
     trading_state     VARCHAR,           -- ACTIVE | REDUCING | HALTED
     cycle_id          VARCHAR,
+    pre_risk_decision VARCHAR,           -- the Meta-Brain's decision (NULL: no decision row, held name)
+    mu_hat            DOUBLE,
+    sigma_hat         DOUBLE,
+    close             DOUBLE,            -- raw close of the session used for sizing (NULL: none)
+    sector            VARCHAR,
     run_id            VARCHAR,
     PRIMARY KEY (date, symbol)
 );

@@ -10,5 +10,6 @@ CREATE TABLE IF NOT EXISTS fills (
     commission    DOUBLE  NOT NULL,
     slippage_cost DOUBLE  NOT NULL,
     status        VARCHAR NOT NULL,   -- FILLED | CANCELLED (no open price: reason in audit)
+    reason        VARCHAR,            -- why a fill was CANCELLED (NULL when FILLED)
     run_id        VARCHAR
 );

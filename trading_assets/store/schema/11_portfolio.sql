@@ -10,9 +10,13 @@ CREATE TABLE IF NOT EXISTS portfolio (
     drawdown       DOUBLE,
     peak_nav       DOUBLE,
     trading_state  VARCHAR,
-    recovery_phase INTEGER,
+    recovery_phase INTEGER,           -- 0: not recovering; p >= 1: factor recovery_phases[p-1]
+    recovery_sessions INTEGER,        -- sessions spent in the current recovery phase (entry session = 1)
     cvar_95        DOUBLE,
     n_positions    INTEGER,
     sector_exposure VARCHAR,          -- JSON {sector: weight}
+    tail_prob      DOUBLE,            -- Student-t P(one-day loss > threshold) of the approved book
+    approved_gross DOUBLE,            -- gross weight of the book the gate approved (at the decision close)
+    warnings       VARCHAR,           -- JSON list of the session's warnings
     run_id         VARCHAR
 );

@@ -1,0 +1,189 @@
+"""Orders, paper fills and the broker interface (pure: polars, numpy).
+
+Order id: ``order_id = sha256("date|symbol|side|quantity|cycle_id")[:20]`` (hex). The same decision
+(same session, symbol, side, whole-share quantity and cycle inputs) always gets the same id, so a
+rerun of a session replaces its orders with identical rows; any change of one input changes the id.
+
+Paper fill of an order decided at session t, at the open O of session t+1:
+    BUY  price = O * (1 + slippage_bps / 1e4)
+    SELL price = O * (1 - slippage_bps / 1e4)
+    slippage_cost = |price - O| * quantity
+    commission    = max(min_commission, commission_per_share * quantity)
+    cash change   = -(price * quantity) - commission   (BUY)
+                    +(price * quantity) - commission   (SELL)
+An order whose fill session has no valid open (null, non-finite or <= 0) is CANCELLED: price NaN,
+no cash or position change, reason ORDER_CANCELLED.
+
+Split on the fill session's ex-date (the provider's prices are raw, price_factor = 1/r): a broker
+adjusts open orders by the split ratio, so the order quantity becomes floor(quantity * r) shares.
+
+Live mode: `Broker` is the interface, `PaperBroker` its one implementation; `get_broker(settings)`
+refuses live mode unless `settings.execution.broker` names a registered broker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from datetime import date
+from typing import Protocol
+
+import polars as pl
+
+from trading_assets.domain import reasons
+from trading_assets.settings import ExecutionSettings, Settings
+
+BUY = "BUY"
+SELL = "SELL"
+FILLED = "FILLED"
+CANCELLED = "CANCELLED"
+
+ORDER_SCHEMA = {
+    "order_id": pl.String,
+    "date": pl.Date,
+    "symbol": pl.String,
+    "side": pl.String,
+    "quantity": pl.Float64,
+    "reference_price": pl.Float64,
+    "mode": pl.String,
+    "cycle_id": pl.String,
+}
+FILL_SCHEMA = {
+    "order_id": pl.String,
+    "date": pl.Date,
+    "order_date": pl.Date,
+    "symbol": pl.String,
+    "side": pl.String,
+    "quantity": pl.Float64,
+    "price": pl.Float64,
+    "commission": pl.Float64,
+    "slippage_cost": pl.Float64,
+    "status": pl.String,
+    "reason": pl.String,
+}
+
+
+class BrokerNotConfigured(RuntimeError):
+    """Live mode was asked for but no live broker is configured."""
+
+
+def order_id(day: date, symbol: str, side: str, quantity: int | float, cycle_id: str) -> str:
+    """sha256 of "date|symbol|side|quantity|cycle_id" (quantity as whole shares), first 20 hex digits."""
+    if side not in (BUY, SELL):
+        raise ValueError(f"side must be BUY or SELL, not {side!r}")
+    q = float(quantity)
+    if not q.is_integer() or q <= 0:
+        raise ValueError(f"order quantity must be a positive whole number of shares, got {quantity!r}")
+    text = f"{day.isoformat()}|{symbol}|{side}|{int(q)}|{cycle_id}"
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def make_orders(day: date, symbols: list[str], quantities: list[float], reference_prices: list[float],
+                cycle_id: str, mode: str) -> pl.DataFrame:
+    """Orders for the non-zero signed share quantities (+ buy, - sell), sorted by (date, symbol)."""
+    rows = []
+    for sym, q, px in zip(symbols, quantities, reference_prices):
+        if q == 0:
+            continue
+        side = BUY if q > 0 else SELL
+        rows.append((order_id(day, sym, side, abs(q), cycle_id), day, sym, side, float(abs(q)), px, mode, cycle_id))
+    frame = pl.DataFrame(rows, schema=ORDER_SCHEMA, orient="row")
+    if frame["order_id"].n_unique() != frame.height:  # two orders of one symbol in one session: a bug upstream
+        raise ValueError(f"duplicate order ids on {day}")
+    return frame.sort("date", "symbol")
+
+
+def fill_price(open_price: float, side: str, slippage_bps: float) -> float:
+    """open * (1 + s) for a buy, open * (1 - s) for a sell, s = slippage_bps / 10,000."""
+    s = slippage_bps / 1e4
+    return open_price * (1.0 + s) if side == BUY else open_price * (1.0 - s)
+
+
+def commission(quantity: float, settings: ExecutionSettings) -> float:
+    """max(min_commission, commission_per_share * quantity)."""
+    return max(settings.min_commission, settings.commission_per_share * quantity)
+
+
+def valid_price(x) -> bool:
+    return x is not None and isinstance(x, (int, float)) and math.isfinite(x) and x > 0
+
+
+class Broker(Protocol):
+    """Executes the orders of one session at the next session's open and reports the fills."""
+
+    name: str
+
+    def fill(self, orders: pl.DataFrame, fill_date: date, opens: dict[str, float],
+             split_ratios: dict[str, float]) -> pl.DataFrame:
+        """orders (ORDER_SCHEMA) -> fills (FILL_SCHEMA), one row per order (FILLED or CANCELLED)."""
+        ...
+
+
+@dataclass(frozen=True)
+class PaperBroker:
+    """Simulated fills at the open with slippage and commission from ExecutionSettings."""
+
+    settings: ExecutionSettings
+    name: str = "paper"
+
+    def fill(self, orders: pl.DataFrame, fill_date: date, opens: dict[str, float],
+             split_ratios: dict[str, float]) -> pl.DataFrame:
+        rows = []
+        for o in orders.sort("symbol").iter_rows(named=True):
+            sym, side = o["symbol"], o["side"]
+            qty = o["quantity"]
+            ratio = split_ratios.get(sym, 1.0)
+            if ratio != 1.0:  # the broker adjusts an open order for a split effective at this open
+                qty = float(math.floor(qty * ratio))
+            op = opens.get(sym)
+            if not valid_price(op) or qty <= 0:
+                why = "no valid open price" if not valid_price(op) else "quantity rounds to 0 after split"
+                rows.append((o["order_id"], fill_date, o["date"], sym, side, qty, math.nan, 0.0, 0.0, CANCELLED,
+                             f"{reasons.ORDER_CANCELLED}: {why} for {sym} on {fill_date}"))
+                continue
+            px = fill_price(op, side, self.settings.slippage_bps)
+            rows.append((o["order_id"], fill_date, o["date"], sym, side, qty, px, commission(qty, self.settings),
+                         abs(px - op) * qty, FILLED, None))
+        return pl.DataFrame(rows, schema=FILL_SCHEMA, orient="row")
+
+
+BROKERS: dict[str, type] = {"paper": PaperBroker}
+
+
+def get_broker(settings: Settings) -> Broker:
+    """The broker for settings.execution.mode: paper -> PaperBroker; live -> the configured broker or
+    BrokerNotConfigured (nothing is written before this is called)."""
+    ex = settings.execution
+    if ex.mode == "paper":
+        return PaperBroker(ex)
+    if ex.mode == "live":
+        if not ex.broker:
+            raise BrokerNotConfigured(
+                "live trading refused: no broker is configured (set TRADING_BROKER to one of "
+                f"{sorted(BROKERS)}); run in paper mode (the default) instead"
+            )
+        if ex.broker not in BROKERS:
+            raise BrokerNotConfigured(f"live trading refused: unknown broker {ex.broker!r}; known: {sorted(BROKERS)}")
+        return BROKERS[ex.broker](ex)
+    raise ValueError(f"execution mode must be 'paper' or 'live', not {ex.mode!r}")
+
+
+def positions_consistency(prev_qty: dict[str, float], split_ratios: dict[str, float], fills: pl.DataFrame,
+                          current_qty: dict[str, float], tol: float = 1e-9) -> list[dict]:
+    """Violations of: previous * split_ratio + signed FILLED quantities = current, per symbol.
+
+    Returns [] when consistent, else one {symbol, previous, fills, expected, current} per mismatch.
+    """
+    filled = fills.filter(pl.col("status") == FILLED) if fills.height else fills
+    delta: dict[str, float] = {}
+    for sym, side, q in zip(filled["symbol"].to_list(), filled["side"].to_list(), filled["quantity"].to_list()):
+        delta[sym] = delta.get(sym, 0.0) + (q if side == BUY else -q)
+    out = []
+    for sym in sorted(set(prev_qty) | set(delta) | set(current_qty)):
+        exp = prev_qty.get(sym, 0.0) * split_ratios.get(sym, 1.0) + delta.get(sym, 0.0)
+        cur = current_qty.get(sym, 0.0)
+        if abs(exp - cur) > tol:
+            out.append({"symbol": sym, "previous": prev_qty.get(sym, 0.0), "fills": delta.get(sym, 0.0),
+                        "expected": exp, "current": cur})
+    return out

@@ -1,0 +1,401 @@
+"""The path-dependent book: one session step (fills -> marks -> trading state -> risk gate -> orders).
+
+Pure (polars, numpy). `step(state_prev, inputs, settings)` is the whole of a session t:
+1. corporate actions with ex-date t: a split of ratio r (provider prices raw, r = 1 / price_factor)
+   multiplies the shares held by r and divides their average cost by r; a cash dividend d pays
+   d * shares held at the close of t-1 into cash (ex-date = pay date, a simplification);
+2. fill the orders of t-1 at open(t) through the broker (execution.py); no open -> CANCELLED;
+3. mark every position at the RAW close of t (the traded price; the last known close when t has
+   none, flagged in warnings): NAV_t = cash_t + sum_i q_i * close_i,
+   daily_return_t = NAV_t / NAV_{t-1} - 1, peak_t = max(peak_{t-1}, NAV_t), DD_t = 1 - NAV_t / peak_t;
+   avg_cost after a buy = (q * avg + q_fill * fill_price) / (q + q_fill) (commission excluded);
+4. trading state and recovery phase from DD_t (risk.next_trading_state);
+5. the risk gate on the session's targets vs the positions after step 2, sized at NAV_t and close(t);
+6. orders (whole shares, hash ids) that fill at the open of t+1.
+The initial state is flat with settings.execution.initial_capital in cash (NAV = peak = capital).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field, replace
+from datetime import date
+
+import numpy as np
+import polars as pl
+
+from trading_assets.domain import execution as ex
+from trading_assets.domain import reasons as rc
+from trading_assets.domain import risk
+from trading_assets.settings import Settings
+
+RISK_DECISION_SCHEMA = {
+    "date": pl.Date,
+    "symbol": pl.String,
+    "decision": pl.String,
+    "reason_codes": pl.List(pl.String),
+    "current_weight": pl.Float64,
+    "target_weight_raw": pl.Float64,
+    "approved_weight": pl.Float64,
+    "order_quantity": pl.Float64,
+    "adjustments": pl.String,
+    "trading_state": pl.String,
+    "cycle_id": pl.String,
+    "pre_risk_decision": pl.String,
+    "mu_hat": pl.Float64,
+    "sigma_hat": pl.Float64,
+    "close": pl.Float64,
+    "sector": pl.String,
+}
+POSITION_SCHEMA = {
+    "date": pl.Date,
+    "symbol": pl.String,
+    "quantity": pl.Float64,
+    "avg_cost": pl.Float64,
+    "close": pl.Float64,
+    "market_value": pl.Float64,
+    "weight": pl.Float64,
+    "unrealized_pnl": pl.Float64,
+}
+PORTFOLIO_SCHEMA = {
+    "date": pl.Date,
+    "nav": pl.Float64,
+    "cash": pl.Float64,
+    "gross_exposure": pl.Float64,
+    "net_exposure": pl.Float64,
+    "leverage": pl.Float64,
+    "daily_return": pl.Float64,
+    "drawdown": pl.Float64,
+    "peak_nav": pl.Float64,
+    "trading_state": pl.String,
+    "recovery_phase": pl.Int32,
+    "recovery_sessions": pl.Int32,
+    "cvar_95": pl.Float64,
+    "tail_prob": pl.Float64,
+    "approved_gross": pl.Float64,
+    "n_positions": pl.Int32,
+    "sector_exposure": pl.String,
+    "warnings": pl.String,
+}
+DECISION_INPUT_COLUMNS = ("symbol", "mu_hat", "sigma_hat", "target_weight_raw", "pre_risk_decision",
+                          "reason_codes", "regime")
+
+
+@dataclass(frozen=True)
+class Position:
+    quantity: float
+    avg_cost: float
+    last_price: float  # the last valid close (the mark)
+
+
+@dataclass(frozen=True)
+class BookState:
+    """Everything session t+1 needs from session t."""
+
+    date: date | None
+    cash: float
+    nav: float
+    peak_nav: float
+    positions: dict[str, Position] = field(default_factory=dict)
+    trading_state: str = risk.ACTIVE
+    recovery_phase: int = 0
+    recovery_sessions: int = 0
+    pending_orders: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=ex.ORDER_SCHEMA))
+
+
+def initial_state(settings: Settings) -> BookState:
+    c = settings.execution.initial_capital
+    return BookState(date=None, cash=c, nav=c, peak_nav=c)
+
+
+@dataclass
+class SessionInputs:
+    """One session's inputs. decisions: DECISION_INPUT_COLUMNS (benchmark excluded); prices: symbol,
+    open, close (raw); features: symbol, adv_shares_21d, vol_20; returns: T x M trailing simple daily
+    returns up to t with columns return_symbols; sectors: symbol -> GICS sector; actions: symbol,
+    action, value, price_factor with ex-date t."""
+
+    date: date
+    cycle_id: str
+    decisions: pl.DataFrame
+    prices: pl.DataFrame
+    features: pl.DataFrame
+    returns: np.ndarray
+    return_symbols: list[str]
+    sectors: dict[str, str]
+    actions: pl.DataFrame | None = None
+
+
+@dataclass
+class StepResult:
+    risk_decisions: pl.DataFrame
+    orders: pl.DataFrame
+    fills: pl.DataFrame
+    positions: pl.DataFrame
+    portfolio: dict
+    split_ratios: dict[str, float]
+    state: BookState
+
+
+def _split_and_dividends(actions: pl.DataFrame | None) -> tuple[dict[str, float], dict[str, float]]:
+    ratios: dict[str, float] = {}
+    divs: dict[str, float] = {}
+    if actions is None or actions.height == 0:
+        return ratios, divs
+    for a in actions.iter_rows(named=True):
+        if a["action"] == "split":
+            pf = a.get("price_factor")
+            if pf is not None and math.isfinite(pf) and pf > 0 and pf != 1.0:
+                ratios[a["symbol"]] = ratios.get(a["symbol"], 1.0) / pf
+        elif a["action"] == "dividend" and a["value"] is not None and math.isfinite(a["value"]):
+            divs[a["symbol"]] = divs.get(a["symbol"], 0.0) + a["value"]
+    return ratios, divs
+
+
+def step(state: BookState, x: SessionInputs, settings: Settings, broker: ex.Broker | None = None) -> StepResult:
+    """One session of the book (see the module docstring)."""
+    t = x.date
+    rs = settings.risk
+    broker = broker or ex.PaperBroker(settings.execution)
+    warnings: list[str] = []
+    positions = dict(state.positions)
+    cash = state.cash
+
+    # 1. corporate actions
+    ratios, divs = _split_and_dividends(x.actions)
+    for sym, d in divs.items():
+        if sym in positions:
+            cash += d * positions[sym].quantity
+    for sym, r in ratios.items():
+        if sym in positions:
+            p = positions[sym]
+            positions[sym] = Position(p.quantity * r, p.avg_cost / r, p.last_price / r)
+
+    # 2. fills of t-1's orders at open(t)
+    px = {s: (o, c) for s, o, c in zip(x.prices["symbol"].to_list(), x.prices["open"].to_list(),
+                                       x.prices["close"].to_list())}
+    opens = {s: v[0] for s, v in px.items() if v[0] is not None}
+    fills = broker.fill(state.pending_orders, t, opens, ratios) if state.pending_orders.height else \
+        pl.DataFrame(schema=ex.FILL_SCHEMA)
+    for f in fills.iter_rows(named=True):
+        if f["status"] != ex.FILLED:
+            warnings.append(f["reason"])
+            continue
+        sym, q, p = f["symbol"], f["quantity"], f["price"]
+        old = positions.get(sym, Position(0.0, 0.0, p))
+        if f["side"] == ex.BUY:
+            new_q = old.quantity + q
+            avg = (old.quantity * old.avg_cost + q * p) / new_q
+            cash -= q * p + f["commission"]
+        else:
+            new_q = old.quantity - q
+            avg = old.avg_cost
+            cash += q * p - f["commission"]
+        positions[sym] = Position(new_q, avg, old.last_price)
+
+    # 3. marks at close(t)
+    for sym, p in list(positions.items()):
+        if p.quantity == 0:
+            del positions[sym]
+            continue
+        c = px.get(sym, (None, None))[1]
+        if ex.valid_price(c):
+            positions[sym] = replace(p, last_price=float(c))
+        else:
+            warnings.append(f"{rc.NO_PRICE}: {sym} has no close on {t}; marked at its last close {p.last_price:g}")
+    mv = {s: p.quantity * p.last_price for s, p in positions.items()}
+    nav = cash + sum(mv.values())
+    daily_return = nav / state.nav - 1.0 if state.nav else float("nan")
+    peak = max(state.peak_nav, nav)
+    dd = 1.0 - nav / peak if peak > 0 else 0.0
+    if nav <= 0:
+        raise ValueError(f"NAV {nav} <= 0 on {t}: the book is bankrupt, the risk gate cannot size anything")
+
+    # 4. trading state
+    tstate, phase, n_in_phase = risk.next_trading_state(dd, state.trading_state, state.recovery_phase,
+                                                         state.recovery_sessions, rs)
+
+    # 5. the risk gate
+    dec = x.decisions
+    dec_syms = dec["symbol"].to_list()
+    held_only = sorted(set(positions) - set(dec_syms))
+    symbols = dec_syms + held_only
+    order_ix = sorted(range(len(symbols)), key=lambda i: symbols[i])
+    symbols = [symbols[i] for i in order_ix]
+
+    def col(name, fill):
+        vals = dec[name].to_list() + [fill] * len(held_only)
+        return [vals[i] for i in order_ix]
+
+    target = np.array([np.nan if v is None else v for v in col("target_weight_raw", None)], dtype=float)
+    pre_dec = col("pre_risk_decision", None)
+    pre_codes = [list(c) if c is not None else [] for c in col("reason_codes", None)]
+    for i, sym in enumerate(symbols):
+        if pre_dec[i] is None:
+            pre_codes[i] = [rc.NO_DECISION]
+    feats = {s: (a, v) for s, a, v in zip(x.features["symbol"].to_list(), x.features["adv_shares_21d"].to_list(),
+                                           x.features["vol_20"].to_list())}
+    close_t = [px.get(s, (None, None))[1] for s in symbols]
+    close_ok = np.array([ex.valid_price(c) for c in close_t], dtype=bool)
+    close_now = np.array([c if ok else np.nan for c, ok in zip(close_t, close_ok)], dtype=float)
+    mark = np.array([close_now[i] if close_ok[i] else (positions[s].last_price if s in positions else np.nan)
+                     for i, s in enumerate(symbols)], dtype=float)
+    ret_ix = {s: j for j, s in enumerate(x.return_symbols)}
+    rets = np.zeros((x.returns.shape[0], len(symbols)))
+    for i, s in enumerate(symbols):
+        j = ret_ix.get(s)
+        if j is not None:
+            rets[:, i] = x.returns[:, j]
+    sectors = [x.sectors.get(s, "UNKNOWN") for s in symbols]
+    gi = risk.GateInput(
+        symbols=symbols,
+        sectors=sectors,
+        price=mark,
+        price_ok=close_ok,
+        current_qty=np.array([positions[s].quantity if s in positions else 0.0 for s in symbols]),
+        nav=nav,
+        target_raw=target,
+        pre_reject=np.array([d is None or d == rc.REJECT for d in pre_dec], dtype=bool),
+        pre_codes=pre_codes,
+        regime=col("regime", None),
+        vol=np.array([np.nan if feats.get(s, (None, None))[1] is None else feats[s][1] for s in symbols], dtype=float),
+        adv=np.array([np.nan if feats.get(s, (None, None))[0] is None else feats[s][0] for s in symbols], dtype=float),
+        returns=rets,
+        trading_state=tstate,
+        drawdown=dd,
+        recovery_phase=phase,
+        annualization=settings.features.annualization,
+    )
+    g = risk.gate(gi, rs)
+    warnings.extend(g.warnings)
+
+    risk_rows = pl.DataFrame(
+        {
+            "date": [t] * len(symbols),
+            "symbol": symbols,
+            "decision": g.decision,
+            "reason_codes": g.reason_codes,
+            "current_weight": g.current_weight,
+            "target_weight_raw": target,
+            "approved_weight": g.approved_weight,
+            "order_quantity": g.order_qty,
+            "adjustments": g.adjustments,
+            "trading_state": [tstate] * len(symbols),
+            "cycle_id": [x.cycle_id] * len(symbols),
+            "pre_risk_decision": pre_dec,
+            "mu_hat": col("mu_hat", None),
+            "sigma_hat": col("sigma_hat", None),
+            "close": close_now,
+            "sector": sectors,
+        },
+        schema=RISK_DECISION_SCHEMA,
+        strict=False,
+    ).with_columns(pl.col("target_weight_raw").fill_nan(None), pl.col("close").fill_nan(None))
+
+    # 6. orders for the next open
+    orders = ex.make_orders(t, symbols, g.order_qty.tolist(), close_now.tolist(), x.cycle_id, settings.execution.mode)
+
+    pos_syms = sorted(positions)
+    positions_frame = pl.DataFrame(
+        {
+            "date": [t] * len(pos_syms),
+            "symbol": pos_syms,
+            "quantity": [positions[s].quantity for s in pos_syms],
+            "avg_cost": [positions[s].avg_cost for s in pos_syms],
+            "close": [positions[s].last_price for s in pos_syms],
+            "market_value": [mv[s] for s in pos_syms],
+            "weight": [mv[s] / nav for s in pos_syms],
+            "unrealized_pnl": [(positions[s].last_price - positions[s].avg_cost) * positions[s].quantity for s in pos_syms],
+        },
+        schema=POSITION_SCHEMA,
+    )
+    sector_now: dict[str, float] = {}
+    for s in pos_syms:
+        sc = x.sectors.get(s, "UNKNOWN")
+        sector_now[sc] = sector_now.get(sc, 0.0) + mv[s] / nav
+    gross = float(sum(abs(v) for v in mv.values()))
+    portfolio_row = {
+        "date": t,
+        "nav": nav,
+        "cash": cash,
+        "gross_exposure": gross,
+        "net_exposure": float(sum(mv.values())),
+        "leverage": gross / nav,
+        "daily_return": daily_return,
+        "drawdown": dd,
+        "peak_nav": peak,
+        "trading_state": tstate,
+        "recovery_phase": phase,
+        "recovery_sessions": n_in_phase,
+        "cvar_95": g.cvar,
+        "tail_prob": g.tail_prob,
+        "approved_gross": g.gross,
+        "n_positions": len(pos_syms),
+        "sector_exposure": json.dumps({k: sector_now[k] for k in sorted(sector_now)}),
+        "warnings": json.dumps(warnings),
+    }
+    new_state = BookState(date=t, cash=cash, nav=nav, peak_nav=peak, positions=positions, trading_state=tstate,
+                          recovery_phase=phase, recovery_sessions=n_in_phase, pending_orders=orders)
+    return StepResult(risk_rows, orders, fills, positions_frame, portfolio_row, ratios, new_state)
+
+
+@dataclass
+class BookOutput:
+    risk_decisions: pl.DataFrame
+    orders: pl.DataFrame
+    fills: pl.DataFrame
+    positions: pl.DataFrame
+    portfolio: pl.DataFrame
+    split_ratios: dict[date, dict[str, float]]
+    state: BookState
+
+
+def run_book(state: BookState, sessions, settings: Settings, broker: ex.Broker | None = None) -> BookOutput:
+    """Walk the sessions in order from `state` (an iterable of SessionInputs); frames sorted by (date, symbol)."""
+    rd, od, fd, pd_, rows, splits = [], [], [], [], [], {}
+    prev = None
+    for x in sessions:
+        if prev is not None and x.date <= prev:
+            raise ValueError(f"sessions out of order: {x.date} after {prev}")
+        r = step(state, x, settings, broker)
+        rd.append(r.risk_decisions)
+        od.append(r.orders)
+        fd.append(r.fills)
+        pd_.append(r.positions)
+        rows.append(r.portfolio)
+        splits[x.date] = r.split_ratios
+        state = r.state
+        prev = x.date
+
+    def cat(frames, schema, keys):
+        return pl.concat(frames, how="vertical").sort(keys) if frames else pl.DataFrame(schema=schema)
+
+    return BookOutput(
+        risk_decisions=cat(rd, RISK_DECISION_SCHEMA, ["date", "symbol"]),
+        orders=cat(od, ex.ORDER_SCHEMA, ["date", "symbol"]),
+        fills=cat(fd, ex.FILL_SCHEMA, ["date", "symbol"]),
+        positions=cat(pd_, POSITION_SCHEMA, ["date", "symbol"]),
+        portfolio=pl.DataFrame(rows, schema=PORTFOLIO_SCHEMA, orient="row") if rows else pl.DataFrame(schema=PORTFOLIO_SCHEMA),
+        split_ratios=splits,
+        state=state,
+    )
+
+
+def state_from_rows(portfolio_row: dict | None, positions: pl.DataFrame, pending_orders: pl.DataFrame,
+                    settings: Settings) -> BookState:
+    """Rebuild the state after a stored session (its portfolio row, positions and orders)."""
+    if portfolio_row is None:
+        return replace(initial_state(settings), pending_orders=pending_orders)
+    pos = {r["symbol"]: Position(r["quantity"], r["avg_cost"], r["close"]) for r in positions.iter_rows(named=True)}
+    return BookState(
+        date=portfolio_row["date"],
+        cash=portfolio_row["cash"],
+        nav=portfolio_row["nav"],
+        peak_nav=portfolio_row["peak_nav"],
+        positions=pos,
+        trading_state=portfolio_row["trading_state"] or risk.ACTIVE,
+        recovery_phase=int(portfolio_row["recovery_phase"] or 0),
+        recovery_sessions=int(portfolio_row.get("recovery_sessions") or 0),
+        pending_orders=pending_orders.select(list(ex.ORDER_SCHEMA)).cast(ex.ORDER_SCHEMA),
+    )
