@@ -29,7 +29,8 @@ def _unserved_symbols(wh, start, end) -> list[str]:
            ORDER BY ts DESC LIMIT 1""",
         [start, end],
     )
-    return list(rows["unserved"][0] or []) if rows.height else []
+    # to_list(): indexing a List column gives a Series, whose truth value polars refuses
+    return list(rows["unserved"].to_list()[0] or []) if rows.height else []
 
 
 @dg.asset(

@@ -41,6 +41,17 @@ RATE_LIMITED = "RATE_LIMITED"
 MALFORMED_RESPONSE = "MALFORMED_RESPONSE"
 NOT_CONFIGURED = "NOT_CONFIGURED"
 PARTIAL_COVERAGE = "PARTIAL_COVERAGE"
+UNEXPECTED_ERROR = "UNEXPECTED_ERROR"  # a provider raised something that is not a ProviderError/OSError
+FAILURE_REASONS = (
+    EMPTY_RESPONSE,
+    NETWORK_ERROR,
+    TIMEOUT,
+    RATE_LIMITED,
+    MALFORMED_RESPONSE,
+    NOT_CONFIGURED,
+    PARTIAL_COVERAGE,
+    UNEXPECTED_ERROR,
+)
 
 
 class ProviderError(Exception):
@@ -74,3 +85,30 @@ class Provider(Protocol):
     is_synthetic: bool
 
     def fetch(self, symbols: Sequence[str], start: date, end: date) -> FetchResult: ...
+
+
+def validate_symbols(symbols: Sequence[str]) -> list[str]:
+    """The requested symbols, validated (universe.SYMBOL_PATTERN) and de-duplicated in order.
+
+    Symbols reach file filters, URLs and SQL, so anything else is refused with a ValueError.
+    """
+    from trading_assets.universe import validate_symbol  # local: keeps base.py import-light
+
+    if isinstance(symbols, str):
+        raise ValueError(f"symbols must be a sequence of strings, not the string {symbols!r}")
+    out: list[str] = []
+    seen: set[str] = set()
+    for s in symbols:
+        validate_symbol(s, "provider request: ")
+        if s not in seen:
+            seen.add(s)
+            out.append(s)
+    return out
+
+
+def check_window(start: date, end: date) -> None:
+    """A request window is two dates with start <= end (a ValueError otherwise)."""
+    if not isinstance(start, date) or not isinstance(end, date):
+        raise ValueError(f"start and end must be dates, got {start!r}, {end!r}")
+    if start > end:
+        raise ValueError(f"empty window: start {start} is after end {end}")
