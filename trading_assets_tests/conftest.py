@@ -36,6 +36,8 @@ def data_dir(tmp_path, monkeypatch) -> Path:
     monkeypatch.delenv("TRADING_AUDIT_DIR", raising=False)
     home = d / "dagster_home"
     home.mkdir()
+    # The project's instance settings (run queue, batched event log, telemetry off), as in data/dagster_home.
+    (home / "dagster.yaml").write_text((Path(__file__).resolve().parents[1] / "dagster.yaml").read_text())
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     return d
 

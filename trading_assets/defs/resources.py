@@ -10,13 +10,18 @@ from trading_assets.store.warehouse import Warehouse
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """The DuckDB file and its audit mirror. Defaults come from TRADING_DB_PATH / TRADING_AUDIT_DIR."""
+    """The DuckDB file and its audit mirror. Empty = resolved at run time from the environment
+    (TRADING_DB_PATH / TRADING_AUDIT_DIR / TRADING_DATA_DIR), so a code location loaded once
+    follows the environment each run is started with."""
 
-    db_path: str
-    audit_dir: str
+    db_path: str = ""
+    audit_dir: str = ""
 
     def get(self) -> Warehouse:
-        wh = Warehouse(Path(self.db_path), Path(self.audit_dir))
+        settings = load_settings() if not (self.db_path and self.audit_dir) else None
+        db_path = Path(self.db_path) if self.db_path else settings.db_path
+        audit_dir = Path(self.audit_dir) if self.audit_dir else settings.audit_dir
+        wh = Warehouse(db_path, audit_dir)
         wh.ensure_schema()
         return wh
 
@@ -53,8 +58,10 @@ class PipelineConfig(dg.ConfigurableResource):
 
 
 def default_resources(settings: Settings | None = None) -> dict:
-    s = settings or load_settings()
+    """The resources of the Definitions; with `settings`, the warehouse is pinned to its paths."""
+    if settings is None:
+        return {"warehouse": WarehouseResource(), "pipeline": PipelineConfig()}
     return {
-        "warehouse": WarehouseResource(db_path=str(s.db_path), audit_dir=str(s.audit_dir)),
+        "warehouse": WarehouseResource(db_path=str(settings.db_path), audit_dir=str(settings.audit_dir)),
         "pipeline": PipelineConfig(),
     }
