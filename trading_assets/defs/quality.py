@@ -148,7 +148,7 @@ def quality_failing_symbols(context: dg.AssetCheckExecutionContext, warehouse: W
         "SELECT date, symbol, score, reason_codes FROM data_quality_log WHERE date BETWEEN ? AND ? AND NOT passed ORDER BY date, symbol",
         [start, end],
     )
-    by_symbol = failed.group_by("symbol").agg(pl.len().alias("sessions"), pl.col("reason_codes").flatten().unique().sort().alias("codes")).sort("symbol")
+    by_symbol = failed.group_by("symbol").agg(pl.len().alias("sessions"), pl.col("reason_codes").list.explode().unique().sort().alias("codes")).sort("symbol")
     return dg.AssetCheckResult(
         passed=failed.height == 0,
         severity=dg.AssetCheckSeverity.WARN,
