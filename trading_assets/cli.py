@@ -20,7 +20,7 @@ import json
 import os
 import shutil
 import sys
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 

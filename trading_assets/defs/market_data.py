@@ -10,6 +10,7 @@ from datetime import datetime
 import dagster as dg
 import polars as pl
 
+from trading_assets.defs.reference import universe_symbols
 from trading_assets.defs.partitions import SESSIONS, SINGLE_RUN, run_window, window_of
 from trading_assets.defs.resources import PipelineConfig, WarehouseResource
 from trading_assets.domain import calendar
@@ -25,18 +26,6 @@ PRICE_COLUMNS = ["date", "symbol", "open", "high", "low", "close", "adj_close", 
 
 class NoProviderCouldServe(Exception):
     """Every configured provider failed for every symbol: transient (network, rate limit) -> retried."""
-
-
-def universe_symbols(warehouse, pipeline: PipelineConfig) -> list[str]:
-    """The symbols of the materialized universe (benchmark included), limited by run config if set."""
-    frame = warehouse.read("SELECT symbol FROM universe ORDER BY symbol")
-    if frame.height == 0:
-        raise dg.Failure("the universe table is empty: materialize the `universe` asset first")
-    symbols = frame["symbol"].to_list()
-    if pipeline.symbols:
-        keep = set(pipeline.symbols) | set(warehouse.read("SELECT symbol FROM universe WHERE is_benchmark")["symbol"])
-        symbols = [s for s in symbols if s in keep]
-    return symbols
 
 
 @dg.multi_asset(

@@ -11,7 +11,7 @@ import json
 import dagster as dg
 import polars as pl
 
-from trading_assets.defs.market_data import universe_symbols
+from trading_assets.defs.reference import universe_symbols
 from trading_assets.defs.partitions import SESSIONS, SINGLE_RUN, lookback, run_window, window_of
 from trading_assets.defs.resources import PipelineConfig, WarehouseResource
 from trading_assets.domain import calendar

@@ -5,6 +5,7 @@ import dagster as dg
 import polars as pl
 
 from trading_assets.defs.resources import PipelineConfig, WarehouseResource
+from trading_assets.store.warehouse import Warehouse
 from trading_assets.universe import load_universe, validate_symbol
 
 
@@ -40,3 +41,20 @@ def universe(context: dg.AssetExecutionContext, warehouse: WarehouseResource, pi
             ),
         }
     )
+
+
+def universe_symbols(wh: Warehouse, pipeline: PipelineConfig) -> list[str]:
+    """The materialized universe's symbols (benchmark included), limited to the run config's symbols
+    (plus the benchmark) when set. Every session asset reads its symbols through this."""
+    frame = wh.read("SELECT symbol, is_benchmark FROM universe ORDER BY symbol")
+    if frame.height == 0:
+        raise dg.Failure("the universe table is empty: materialize the `universe` asset first")
+    if pipeline.symbols:
+        frame = frame.filter(pl.col("symbol").is_in(list(pipeline.symbols)) | pl.col("is_benchmark"))
+    return frame["symbol"].to_list()
+
+
+def benchmark_symbols(wh: Warehouse, default: str) -> list[str]:
+    """The universe's benchmark symbols (universe.is_benchmark); the settings' benchmark if none is marked."""
+    marked = wh.read("SELECT symbol FROM universe WHERE is_benchmark ORDER BY symbol")["symbol"].to_list()
+    return marked or [default]

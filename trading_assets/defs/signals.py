@@ -9,6 +9,7 @@ import dagster as dg
 import polars as pl
 
 from trading_assets.defs.partitions import SAME_SESSION, SESSIONS, SINGLE_RUN, run_window, window_of
+from trading_assets.defs.reference import benchmark_symbols, universe_symbols
 from trading_assets.defs.resources import PipelineConfig, WarehouseResource
 from trading_assets.domain import calendar
 from trading_assets.domain.agents import AGENTS, REGIME_AGENT, agent_names, invalid_outputs, required_features, run_agents
@@ -16,22 +17,6 @@ from trading_assets.store.warehouse import Warehouse
 
 AGENT_OUTPUTS_VALID = "agent_outputs_valid"
 MODEL_OUTPUT_COLUMNS = ("date", "symbol", "agent", "mu", "sigma", "confidence", "explanation", "agent_version", "state", "run_id")
-
-
-def universe_symbols(wh: Warehouse, pipeline: PipelineConfig) -> list[str]:
-    """The universe's symbols (benchmark included), limited to the run config's symbols (+ benchmark) if set."""
-    frame = wh.read("SELECT symbol, is_benchmark FROM universe ORDER BY symbol")
-    if frame.height == 0:
-        raise dg.Failure("the universe table is empty: materialize the `universe` asset first")
-    if pipeline.symbols:
-        frame = frame.filter(pl.col("symbol").is_in(list(pipeline.symbols)) | pl.col("is_benchmark"))
-    return frame["symbol"].to_list()
-
-
-def benchmark_symbols(wh: Warehouse, default: str) -> list[str]:
-    """The universe's benchmark symbols (universe.is_benchmark); the settings' benchmark if none is marked."""
-    marked = wh.read("SELECT symbol FROM universe WHERE is_benchmark ORDER BY symbol")["symbol"].to_list()
-    return marked or [default]
 
 
 def read_features(wh: Warehouse, start, end, symbols: list[str], needed: list[str]) -> pl.DataFrame:
