@@ -149,12 +149,37 @@ def _prepare_environment(args: argparse.Namespace) -> tuple[date, date]:
     from trading_assets.settings import load_settings
 
     settings = load_settings()
+    if "local" in settings.providers and settings.local_data_dir:
+        _check_local_folder(settings.local_data_dir)
     if start < settings.history_start:
         raise CliError(
             f"--start {start} is before the history start {settings.history_start} "
             "(set TRADING_HISTORY_START to an earlier session)"
         )
     return start, end
+
+
+def _check_local_folder(folder: Path) -> None:
+    """Read the local data folder before anything is written: a corrupt or empty folder is a clear
+    error naming the file, not a failed run that leaves a half-made warehouse behind."""
+    from trading_assets.providers.base import ProviderError
+    from trading_assets.providers.local_files import load_folder
+
+    try:
+        load_folder(folder)
+    except ProviderError as exc:
+        raise CliError(f"--data-dir {folder}: {exc}") from exc
+
+
+def _check_symbols_in_universe(symbols: list[str]) -> None:
+    from trading_assets.settings import load_settings
+    from trading_assets.universe import load_universe
+
+    settings = load_settings()
+    known = set(load_universe(settings.universe_file, settings.benchmark)["symbol"])
+    unknown = [s for s in symbols if s not in known]
+    if unknown:
+        raise CliError(f"--symbols names symbols not in the universe ({settings.universe_file.name}): {unknown}")
 
 
 def _install_instance_config(home: Path) -> None:
@@ -178,6 +203,7 @@ def run_cycle(args: argparse.Namespace) -> int:
             symbols = [validate_symbol(s.strip(), "--symbols: ") for s in args.symbols.split(",") if s.strip()]
         except UniverseError as exc:
             raise CliError(str(exc)) from exc
+        _check_symbols_in_universe(symbols)
 
     from trading_assets.settings import load_settings
 

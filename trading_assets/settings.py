@@ -234,7 +234,8 @@ class Settings:
     def settings_hash(self) -> str:
         """sha256 of the parameters that change numbers (paths excluded), first 16 hex digits."""
         d = self.to_dict()
-        for volatile in ("data_dir", "db_path", "audit_dir", "workers"):
+        # Where files live is not what they hold: the same data from another folder keeps its cycle ids.
+        for volatile in ("data_dir", "db_path", "audit_dir", "workers", "local_data_dir", "universe_file"):
             d.pop(volatile, None)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 

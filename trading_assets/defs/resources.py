@@ -1,9 +1,14 @@
 """Dagster resources: the warehouse (DuckDB through SQL, no IO manager) and the run's pipeline config."""
 
 
+import fcntl
+import json
+import os
+import time
 from pathlib import Path
 
 import dagster as dg
+from pydantic import PrivateAttr
 
 from trading_assets.settings import Settings, load_settings
 from trading_assets.store.warehouse import Warehouse
@@ -16,11 +21,64 @@ class WarehouseResource(dg.ConfigurableResource):
 
     db_path: str = ""
     audit_dir: str = ""
+    run_lock_timeout_s: float = float(os.environ.get("TRADING_RUN_LOCK_TIMEOUT", "3600"))
 
-    def get(self) -> Warehouse:
+    _lock_handle = PrivateAttr(default=None)
+
+    # One writing RUN at a time, whoever started it. The run queue (dagster.yaml) serializes runs
+    # the daemon launches, but `trading-cycle` and tests execute in process, past the queue; and
+    # DuckDB's own lock only keeps single connections apart, so two runs could interleave sessions
+    # of the path-dependent book. An exclusive flock next to the DuckDB file, held from the first
+    # step of a run to its last, makes a second run wait (it logs who holds it), then proceed.
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        if context.dagster_run is None:  # sensors and schedules only read
+            return
+        db_path, _ = self._paths()
+        lock_path = db_path.with_name(db_path.name + ".runlock")
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(lock_path, "a+")
+        deadline = time.monotonic() + self.run_lock_timeout_s
+        announced = False
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if not announced:
+                    handle.seek(0)
+                    holder = handle.read().strip() or "another process"
+                    context.log.info(f"waiting for the run that holds the warehouse ({holder}) to finish")
+                    announced = True
+                if time.monotonic() > deadline:
+                    handle.close()
+                    raise dg.Failure(
+                        f"another run has held the warehouse {db_path} for over {self.run_lock_timeout_s:.0f} s; "
+                        f"giving up (TRADING_RUN_LOCK_TIMEOUT)"
+                    )
+                time.sleep(0.2)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(json.dumps({"run_id": context.dagster_run.run_id, "pid": os.getpid()}))
+        handle.flush()
+        self._lock_handle = handle
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        handle = self._lock_handle
+        if handle is not None:
+            handle.seek(0)
+            handle.truncate()
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            handle.close()
+            self._lock_handle = None
+
+    def _paths(self) -> tuple[Path, Path]:
         settings = load_settings() if not (self.db_path and self.audit_dir) else None
         db_path = Path(self.db_path) if self.db_path else settings.db_path
         audit_dir = Path(self.audit_dir) if self.audit_dir else settings.audit_dir
+        return db_path, audit_dir
+
+    def get(self) -> Warehouse:
+        db_path, audit_dir = self._paths()
         wh = Warehouse(db_path, audit_dir)
         wh.ensure_schema()
         return wh

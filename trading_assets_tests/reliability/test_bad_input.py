@@ -74,23 +74,13 @@ def test_range_before_the_history_start(data_dir, capsys, monkeypatch):
 
 
 def test_a_symbol_outside_the_universe(data_dir, capsys):
-    """Found by the universe asset (the first step), not by the argument parser: exit 1 with a FAILED
-    JSON naming the symbol; the failed run is in the Dagster instance, nothing is in the warehouse."""
-    assert cli.main(["--symbols", "AAPL,ZZZZ9", "--date", "2024-03-01"]) == cli.EXIT_FAILED
-    out = json.loads(capsys.readouterr().out)
-    assert out["status"] == "FAILED" and any("not in the universe: ['ZZZZ9']" in f for f in out["failures"]), out
+    """Refused before the run starts: exit 2 naming the symbol; no run, nothing in the warehouse."""
+    assert cli.main(["--symbols", "AAPL,ZZZZ9", "--date", "2024-03-01"]) == cli.EXIT_USAGE
+    assert "not in the universe" in capsys.readouterr().err and "ZZZZ9"
     assert not (data_dir / "trading.duckdb").exists() and not (data_dir / "audit").exists()
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "cli.py does not read the local data folder before it starts the run: a corrupt data file is found by "
-        "market_data, after the universe table and provider_metrics rows are written (and after the step's "
-        "retries), so the run fails with exit 1 but leaves a warehouse behind"
-    ),
-)
 def test_corrupt_data_file_writes_nothing(tmp_path):
     folder = tmp_path / "bars"
     folder.mkdir()
@@ -101,8 +91,8 @@ def test_corrupt_data_file_writes_nothing(tmp_path):
         [*cli_cmd(), "--source", "local", "--data-dir", str(folder), "--date", SHORT[3].isoformat(), "--symbols", "AAPL,MSFT"],
         env=env, capture_output=True, text=True, timeout=300, cwd=env["TRADING_DATA_DIR"],
     )
-    assert proc.returncode != 0
-    assert "MSFT.parquet" in proc.stdout + proc.stderr
+    assert proc.returncode == 2  # refused before the run: a usage-level error
+    assert "MALFORMED_RESPONSE" in proc.stderr and ("AAPL.csv" in proc.stderr or "MSFT.parquet" in proc.stderr)
     assert not (tmp_path / "run" / "data" / "trading.duckdb").exists()
 
 

@@ -66,18 +66,23 @@ def test_two_cli_runs_at_once_both_succeed_without_lock_errors(two_at_once, refe
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "trading-cycle runs execute_in_process, which bypasses the instance's run queue "
-        "(dagster.yaml max_concurrent_runs: 1): two CLI runs started together run at the same time and "
-        "interleave their DuckDB writes (only per-connection lock retries keep them apart). A range whose "
-        "book depends on the other run's sessions can then read a state the other has not written yet."
-    ),
-)
 def test_the_second_cli_run_waits_for_the_first(two_at_once):
-    first, second = _run_records(two_at_once["root"] / "home")
-    assert second.start_time >= first.end_time
+    """Both runs start, but the warehouse's run lock (WarehouseResource) lets one run's steps go only
+    after every step of the other has finished: no interleaving of the path-dependent book."""
+    import dagster as dg
+    from dagster._core.instance.ref import InstanceRef
+
+    home = two_at_once["root"] / "home"
+    records = _run_records(home)
+    os.environ["DAGSTER_HOME"] = str(home)
+    with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
+        spans = []
+        for r in records:
+            steps = instance.get_run_step_stats(r.dagster_run.run_id)
+            spans.append((min(s.start_time for s in steps), max(s.end_time for s in steps)))
+    (a_start, a_end), (b_start, b_end) = sorted(spans)
+    assert b_start >= a_end, f"steps overlapped: first run {a_start}..{a_end}, second {b_start}..{b_end}"
+    assert any("waiting for the run that holds the warehouse" in log for log in two_at_once["logs"])
 
 
 @pytest.mark.slow
