@@ -24,7 +24,7 @@ all_checks = dg.load_asset_checks_from_modules(STAGE_MODULES)
 
 defs = dg.Definitions(
     assets=all_assets,
-    asset_checks=all_checks,
+    asset_checks=[*all_checks, *getattr(automation, "CHECKS", [])],
     resources=default_resources(),
     jobs=getattr(automation, "JOBS", []),
     schedules=getattr(automation, "SCHEDULES", []),
