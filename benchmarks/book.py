@@ -1,18 +1,28 @@
 """Wall time of risk + execution (domain.portfolio.run_book) over generated inputs.
 
-    /work/venv/bin/python benchmarks/book.py [--symbols 250] [--sessions 1260] [--asset]
+    /work/venv/bin/python benchmarks/book.py [--symbols 250] [--sessions 1260] [--asset] [--no-domain]
+        [--profile FILE] [--hashes FILE]
 
 Generates a seeded market (random-walk prices, 11 sectors, daily decisions with targets of 0-14%,
 some pre-risk REJECTs, a risk-off stretch), then times the pure walk of the book session by session
 (risk gate + fills + marks + orders). --asset also times the Dagster multi-asset end to end
 (reads, walk, five table writes, audit of every decision/order/fill, checks) on a tmp warehouse.
-Prints figures; asserts nothing about time.
+Prints figures (wall times, peak RSS of the process); asserts nothing about time.
+--hashes FILE writes the Warehouse.table_hash of the five book tables plus a digest of the audit
+content (audit_log and the JSONL mirror without the volatile event_id/ts/run_id) as JSON, to compare
+two versions of the code. --profile FILE dumps a cProfile of the asset run (pstats format).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import os
+import re
+import resource
+import subprocess
+import sys
 import tempfile
 import time
 from datetime import date
@@ -61,12 +71,14 @@ def run_domain(n_sym: int, n_sess: int) -> None:
             features=pl.DataFrame({"symbol": syms, "adv_shares_21d": np.full(n_sym, 2e6), "vol_20": np.full(n_sym, 0.19)}),
             returns=simple[i - 251: i + 1], return_symbols=syms, sectors=sectors))
     t1 = time.perf_counter()
+    c1 = time.process_time()
     out = pf.run_book(pf.initial_state(settings), inputs, settings)
     t2 = time.perf_counter()
+    c2 = time.process_time()
     counts = dict(out.risk_decisions.group_by("decision").len().sort("decision").rows())
     print(f"domain walk: {n_sym} symbols x {len(window)} sessions")
     print(f"  build inputs {t1 - t0:.2f} s; risk + execution (run_book) {t2 - t1:.2f} s "
-          f"({(t2 - t1) / len(window) * 1e3:.2f} ms/session)")
+          f"({(t2 - t1) / len(window) * 1e3:.2f} ms/session; CPU {c2 - c1:.2f} s)")
     print(f"  rows: risk_decisions {out.risk_decisions.height}, orders {out.orders.height}, fills {out.fills.height}, "
           f"positions {out.positions.height}; decisions {counts}")
     p = out.portfolio
@@ -75,12 +87,45 @@ def run_domain(n_sym: int, n_sess: int) -> None:
           f"states {dict(p.group_by('trading_state').len().rows())}")
 
 
-def run_asset(n_sym: int, n_sess: int) -> None:
-    tmp = tempfile.mkdtemp()
-    os.environ["TRADING_DATA_DIR"] = tmp
-    os.environ["DAGSTER_HOME"] = tmp
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process so far (ru_maxrss is in KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def audit_digest(wh, audit_dir: str) -> dict:
+    """sha256 of the audit content without the volatile columns: table rows and JSONL lines."""
+    rows = wh.read("SELECT cycle_id, event_type, date, symbol, payload FROM audit_log ORDER BY ALL")
+    h = hashlib.sha256()
+    for r in rows.iter_rows():
+        h.update(repr(r[:4]).encode())
+        h.update(json.dumps(json.loads(r[4]), sort_keys=True).encode())
+    lines = []
+    for name in sorted(os.listdir(audit_dir)):
+        with open(os.path.join(audit_dir, name), encoding="utf-8") as fh:
+            for line in fh:
+                e = json.loads(line)
+                for k in ("event_id", "ts", "run_id"):
+                    e.pop(k, None)
+                lines.append(name + json.dumps(e, sort_keys=True))
+    lines.sort()
+    hj = hashlib.sha256("\n".join(lines).encode()).hexdigest()
+    # byte level: the payload texts as stored, the JSONL lines with the volatile values blanked
+    hb = hashlib.sha256()
+    for r in rows.iter_rows():
+        hb.update(repr(r).encode())
+    raw = []
+    volatile = re.compile(r'^\{"event_id": "[0-9a-f]+", "ts": "[^"]*", "run_id": "[^"]*", ')
+    for name in sorted(os.listdir(audit_dir)):
+        with open(os.path.join(audit_dir, name), encoding="utf-8") as fh:
+            raw.extend(name + volatile.sub("{", line) for line in fh)
+    raw.sort()
+    return {"audit_log": h.hexdigest(), "audit_jsonl": hj, "audit_rows": rows.height, "jsonl_lines": len(lines),
+            "audit_log_bytes": hb.hexdigest(), "audit_jsonl_bytes": hashlib.sha256("".join(raw).encode()).hexdigest()}
+
+
+def setup_warehouse(tmp: str, n_sym: int, n_sess: int):
+    """Write the generated market (universe, features, price_history, decisions) into a warehouse in tmp."""
     from trading_assets.store.warehouse import Warehouse
-    from trading_assets_tests.execution.book_fixtures import materialize_book
 
     hist, window, syms, sectors, logret, close, open_, target, reject = generate(n_sym, n_sess)
     wh = Warehouse(f"{tmp}/trading.duckdb", f"{tmp}/audit")
@@ -103,11 +148,44 @@ def run_asset(n_sym: int, n_sess: int) -> None:
         "target_weight_raw": long(target)[k0:], "pre_risk_decision": np.where(long(reject)[k0:], "REJECT", "EXECUTE_BUY"),
         "reason_codes": [["DATA_QUALITY"] if r else ["POSITIVE_EDGE"] for r in long(reject)[k0:]],
         "regime": "neutral", "cycle_id": "bench"}), window[0], window[-1])
+    return wh, window
+
+
+def run_asset(n_sym: int, n_sess: int, profile: str | None = None, hashes: str | None = None) -> None:
+    """Time the asset in this process; the market is written by a child process first, so the peak
+    RSS printed is the asset's (plus Dagster's and the imports')."""
+    tmp = tempfile.mkdtemp()
+    os.environ["TRADING_DATA_DIR"] = tmp
+    os.environ["DAGSTER_HOME"] = tmp
+    subprocess.run([sys.executable, __file__, "--setup-only", tmp, "--symbols", str(n_sym), "--sessions", str(n_sess)],
+                   check=True)
+    from trading_assets.store.warehouse import Warehouse
+    from trading_assets_tests.execution.book_fixtures import materialize_book
+
+    wh = Warehouse(f"{tmp}/trading.duckdb", f"{tmp}/audit")
+    window = generate(1, n_sess)[1]
+    rss0 = peak_rss_mb()
     t0 = time.perf_counter()
-    materialize_book(wh, window[0], window[-1])
+    c0 = time.process_time()
+    if profile:
+        import cProfile
+
+        cProfile.runctx("materialize_book(wh, window[0], window[-1])", globals(), locals(), profile)
+    else:
+        materialize_book(wh, window[0], window[-1])
     t1 = time.perf_counter()
-    print(f"Dagster asset `book` (reads + walk + writes + audit + checks), {n_sym} x {len(window)}: {t1 - t0:.1f} s")
+    c1 = time.process_time()
+    print(f"Dagster asset `book` (reads + walk + writes + audit + checks), {n_sym} x {len(window)}: {t1 - t0:.1f} s "
+          f"(CPU of this process {c1 - c0:.1f} s)")
     print(f"  audit events: {wh.read('SELECT count(*) AS n FROM audit_log')['n'][0]}")
+    print(f"  peak RSS of the process: {peak_rss_mb():.0f} MB (before the asset: {rss0:.0f} MB)")
+    if hashes:
+        from trading_assets.defs.book import BOOK_TABLES
+
+        out = {t: wh.table_hash(t) for t in BOOK_TABLES} | audit_digest(wh, f"{tmp}/audit")
+        with open(hashes, "w") as fh:
+            json.dump(out, fh, indent=1, sort_keys=True)
+        print(f"  hashes -> {hashes}: {out}")
 
 
 if __name__ == "__main__":
@@ -115,7 +193,16 @@ if __name__ == "__main__":
     ap.add_argument("--symbols", type=int, default=250)
     ap.add_argument("--sessions", type=int, default=1260)
     ap.add_argument("--asset", action="store_true")
+    ap.add_argument("--no-domain", action="store_true", help="skip the pure walk (time the asset only)")
+    ap.add_argument("--profile", help="cProfile output file for the asset run")
+    ap.add_argument("--hashes", help="write the book tables' hashes and the audit digest (JSON) to this file")
+    ap.add_argument("--setup-only", help=argparse.SUPPRESS)  # internal: write the market into this folder, exit
     a = ap.parse_args()
-    run_domain(a.symbols, a.sessions)
+    if a.setup_only:
+        setup_warehouse(a.setup_only, a.symbols, a.sessions)
+        sys.exit(0)
+    if not a.no_domain:
+        run_domain(a.symbols, a.sessions)
+        print(f"  peak RSS of the process: {peak_rss_mb():.0f} MB")
     if a.asset:
-        run_asset(a.symbols, a.sessions)
+        run_asset(a.symbols, a.sessions, a.profile, a.hashes)

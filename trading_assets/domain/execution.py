@@ -79,19 +79,29 @@ def order_id(day: date, symbol: str, side: str, quantity: int | float, cycle_id:
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
-def make_orders(day: date, symbols: list[str], quantities: list[float], reference_prices: list[float],
-                cycle_id: str, mode: str) -> pl.DataFrame:
-    """Orders for the non-zero signed share quantities (+ buy, - sell), sorted by (date, symbol)."""
+def order_rows(day: date, symbols: list[str], quantities: list[float], reference_prices: list[float],
+               cycle_id: str, mode: str) -> list[tuple]:
+    """The rows of `make_orders` (tuples in ORDER_SCHEMA column order), sorted by symbol.
+
+    The book's walk keeps orders as rows and builds one frame for the whole window at the end."""
     rows = []
     for sym, q, px in zip(symbols, quantities, reference_prices):
         if q == 0:
             continue
         side = BUY if q > 0 else SELL
         rows.append((order_id(day, sym, side, abs(q), cycle_id), day, sym, side, float(abs(q)), px, mode, cycle_id))
-    frame = pl.DataFrame(rows, schema=ORDER_SCHEMA, orient="row")
-    if frame["order_id"].n_unique() != frame.height:  # two orders of one symbol in one session: a bug upstream
+    if len({r[0] for r in rows}) != len(rows):  # two orders of one symbol in one session: a bug upstream
         raise ValueError(f"duplicate order ids on {day}")
-    return frame.sort("date", "symbol")
+    if any(rows[i][2] > rows[i + 1][2] for i in range(len(rows) - 1)):
+        rows.sort(key=lambda r: r[2])
+    return rows
+
+
+def make_orders(day: date, symbols: list[str], quantities: list[float], reference_prices: list[float],
+                cycle_id: str, mode: str) -> pl.DataFrame:
+    """Orders for the non-zero signed share quantities (+ buy, - sell), sorted by (date, symbol)."""
+    return pl.DataFrame(order_rows(day, symbols, quantities, reference_prices, cycle_id, mode),
+                        schema=ORDER_SCHEMA, orient="row")
 
 
 def fill_price(open_price: float, side: str, slippage_bps: float) -> float:
@@ -129,23 +139,29 @@ class PaperBroker:
 
     def fill(self, orders: pl.DataFrame, fill_date: date, opens: dict[str, float],
              split_ratios: dict[str, float]) -> pl.DataFrame:
+        return pl.DataFrame(self.fill_rows(orders.select(list(ORDER_SCHEMA)).sort("symbol").rows(), fill_date, opens, split_ratios),
+                            schema=FILL_SCHEMA, orient="row")
+
+    def fill_rows(self, orders: list[tuple], fill_date: date, opens: dict[str, float],
+                  split_ratios: dict[str, float]) -> list[tuple]:
+        """`fill` on order rows (tuples in ORDER_SCHEMA column order, already sorted by symbol) ->
+        fill rows (tuples in FILL_SCHEMA column order); the book's walk uses this, no frames."""
         rows = []
-        for o in orders.sort("symbol").iter_rows(named=True):
-            sym, side = o["symbol"], o["side"]
-            qty = o["quantity"]
+        slip = self.settings.slippage_bps
+        for oid, odate, sym, side, qty, _ref, _mode, _cycle in orders:
             ratio = split_ratios.get(sym, 1.0)
             if ratio != 1.0:  # the broker adjusts an open order for a split effective at this open
                 qty = float(math.floor(qty * ratio))
             op = opens.get(sym)
             if not valid_price(op) or qty <= 0:
                 why = "no valid open price" if not valid_price(op) else "quantity rounds to 0 after split"
-                rows.append((o["order_id"], fill_date, o["date"], sym, side, qty, math.nan, 0.0, 0.0, CANCELLED,
+                rows.append((oid, fill_date, odate, sym, side, qty, math.nan, 0.0, 0.0, CANCELLED,
                              f"{reasons.ORDER_CANCELLED}: {why} for {sym} on {fill_date}"))
                 continue
-            px = fill_price(op, side, self.settings.slippage_bps)
-            rows.append((o["order_id"], fill_date, o["date"], sym, side, qty, px, commission(qty, self.settings),
+            px = fill_price(op, side, slip)
+            rows.append((oid, fill_date, odate, sym, side, qty, px, commission(qty, self.settings),
                          abs(px - op) * qty, FILLED, None))
-        return pl.DataFrame(rows, schema=FILL_SCHEMA, orient="row")
+        return rows
 
 
 BROKERS: dict[str, type] = {"paper": PaperBroker}

@@ -17,6 +17,7 @@ The initial state is flat with settings.execution.initial_capital in cash (NAV =
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 from dataclasses import dataclass, field, replace
@@ -153,11 +154,37 @@ def _split_and_dividends(actions: pl.DataFrame | None) -> tuple[dict[str, float]
     return ratios, divs
 
 
-def step(state: BookState, x: SessionInputs, settings: Settings, broker: ex.Broker | None = None) -> StepResult:
-    """One session of the book (see the module docstring)."""
+@dataclass
+class _SessionRows:
+    """One session's output as plain columns/rows (no frames): the walk accumulates these and builds
+    each table once at the end (building small polars frames every session was the walk's hot spot)."""
+
+    risk: dict  # column -> list | np.ndarray (RISK_DECISION_SCHEMA columns)
+    orders: list[tuple]  # ORDER_SCHEMA rows, sorted by symbol
+    fills: list[tuple]  # FILL_SCHEMA rows, sorted by symbol
+    positions: dict  # column -> list (POSITION_SCHEMA columns)
+    portfolio: dict
+    split_ratios: dict[str, float]
+
+
+def _fill_rows(broker: ex.Broker, pending: list[tuple], t: date, opens: dict[str, float],
+               ratios: dict[str, float]) -> list[tuple]:
+    """The broker's fills of `pending` (ORDER_SCHEMA rows) as FILL_SCHEMA rows."""
+    if not pending:
+        return []
+    fast = getattr(broker, "fill_rows", None)
+    if fast is not None:
+        return fast(sorted(pending, key=lambda r: r[2]), t, opens, ratios)
+    frame = pl.DataFrame(pending, schema=ex.ORDER_SCHEMA, orient="row")
+    return broker.fill(frame, t, opens, ratios).select(list(ex.FILL_SCHEMA)).rows()
+
+
+def _advance(state: BookState, pending: list[tuple], x: SessionInputs, settings: Settings,
+             broker: ex.Broker) -> tuple[_SessionRows, BookState]:
+    """One session of the book on rows (see the module docstring); the returned state's
+    pending_orders is left empty: the session's orders are `rows.orders`."""
     t = x.date
     rs = settings.risk
-    broker = broker or ex.PaperBroker(settings.execution)
     warnings: list[str] = []
     positions = dict(state.positions)
     cash = state.cash
@@ -176,22 +203,20 @@ def step(state: BookState, x: SessionInputs, settings: Settings, broker: ex.Brok
     px = {s: (o, c) for s, o, c in zip(x.prices["symbol"].to_list(), x.prices["open"].to_list(),
                                        x.prices["close"].to_list())}
     opens = {s: v[0] for s, v in px.items() if v[0] is not None}
-    fills = broker.fill(state.pending_orders, t, opens, ratios) if state.pending_orders.height else \
-        pl.DataFrame(schema=ex.FILL_SCHEMA)
-    for f in fills.iter_rows(named=True):
-        if f["status"] != ex.FILLED:
-            warnings.append(f["reason"])
+    fills = _fill_rows(broker, pending, t, opens, ratios)
+    for _oid, _fd, _od, sym, side, q, p, comm, _slip, status, reason in fills:
+        if status != ex.FILLED:
+            warnings.append(reason)
             continue
-        sym, q, p = f["symbol"], f["quantity"], f["price"]
         old = positions.get(sym, Position(0.0, 0.0, p))
-        if f["side"] == ex.BUY:
+        if side == ex.BUY:
             new_q = old.quantity + q
             avg = (old.quantity * old.avg_cost + q * p) / new_q
-            cash -= q * p + f["commission"]
+            cash -= q * p + comm
         else:
             new_q = old.quantity - q
             avg = old.avg_cost
-            cash += q * p - f["commission"]
+            cash += q * p - comm
         positions[sym] = Position(new_q, avg, old.last_price)
 
     # 3. marks at close(t)
@@ -201,7 +226,7 @@ def step(state: BookState, x: SessionInputs, settings: Settings, broker: ex.Brok
             continue
         c = px.get(sym, (None, None))[1]
         if ex.valid_price(c):
-            positions[sym] = replace(p, last_price=float(c))
+            positions[sym] = Position(p.quantity, p.avg_cost, float(c))
         else:
             warnings.append(f"{rc.NO_PRICE}: {sym} has no close on {t}; marked at its last close {p.last_price:g}")
     mv = {s: p.quantity * p.last_price for s, p in positions.items()}
@@ -223,6 +248,7 @@ def step(state: BookState, x: SessionInputs, settings: Settings, broker: ex.Brok
     symbols = dec_syms + held_only
     order_ix = sorted(range(len(symbols)), key=lambda i: symbols[i])
     symbols = [symbols[i] for i in order_ix]
+    n = len(symbols)
 
     def col(name, fill):
         vals = dec[name].to_list() + [fill] * len(held_only)
@@ -231,23 +257,25 @@ def step(state: BookState, x: SessionInputs, settings: Settings, broker: ex.Brok
     target = np.array([np.nan if v is None else v for v in col("target_weight_raw", None)], dtype=float)
     pre_dec = col("pre_risk_decision", None)
     pre_codes = [list(c) if c is not None else [] for c in col("reason_codes", None)]
-    for i, sym in enumerate(symbols):
+    for i in range(n):
         if pre_dec[i] is None:
             pre_codes[i] = [rc.NO_DECISION]
     feats = {s: (a, v) for s, a, v in zip(x.features["symbol"].to_list(), x.features["adv_shares_21d"].to_list(),
                                            x.features["vol_20"].to_list())}
     close_t = [px.get(s, (None, None))[1] for s in symbols]
-    close_ok = np.array([ex.valid_price(c) for c in close_t], dtype=bool)
-    close_now = np.array([c if ok else np.nan for c, ok in zip(close_t, close_ok)], dtype=float)
+    close_arr = np.array([np.nan if c is None else c for c in close_t], dtype=float)
+    close_ok = np.isfinite(close_arr) & (close_arr > 0)  # ex.valid_price, vectorized
+    close_now = np.where(close_ok, close_arr, np.nan)
     mark = np.array([close_now[i] if close_ok[i] else (positions[s].last_price if s in positions else np.nan)
                      for i, s in enumerate(symbols)], dtype=float)
     ret_ix = {s: j for j, s in enumerate(x.return_symbols)}
-    rets = np.zeros((x.returns.shape[0], len(symbols)))
-    for i, s in enumerate(symbols):
-        j = ret_ix.get(s)
-        if j is not None:
-            rets[:, i] = x.returns[:, j]
+    rets = np.zeros((x.returns.shape[0], n))
+    have = [(i, ret_ix[s]) for i, s in enumerate(symbols) if s in ret_ix]
+    if have:
+        rets[:, [i for i, _ in have]] = x.returns[:, [j for _, j in have]]
     sectors = [x.sectors.get(s, "UNKNOWN") for s in symbols]
+    no_feat = (None, None)
+    fv = [feats.get(s, no_feat) for s in symbols]
     gi = risk.GateInput(
         symbols=symbols,
         sectors=sectors,
@@ -259,8 +287,8 @@ def step(state: BookState, x: SessionInputs, settings: Settings, broker: ex.Brok
         pre_reject=np.array([d is None or d == rc.REJECT for d in pre_dec], dtype=bool),
         pre_codes=pre_codes,
         regime=col("regime", None),
-        vol=np.array([np.nan if feats.get(s, (None, None))[1] is None else feats[s][1] for s in symbols], dtype=float),
-        adv=np.array([np.nan if feats.get(s, (None, None))[0] is None else feats[s][0] for s in symbols], dtype=float),
+        vol=np.array([np.nan if v is None else v for _, v in fv], dtype=float),
+        adv=np.array([np.nan if a is None else a for a, _ in fv], dtype=float),
         returns=rets,
         trading_state=tstate,
         drawdown=dd,
@@ -270,46 +298,40 @@ def step(state: BookState, x: SessionInputs, settings: Settings, broker: ex.Brok
     g = risk.gate(gi, rs)
     warnings.extend(g.warnings)
 
-    risk_rows = pl.DataFrame(
-        {
-            "date": [t] * len(symbols),
-            "symbol": symbols,
-            "decision": g.decision,
-            "reason_codes": g.reason_codes,
-            "current_weight": g.current_weight,
-            "target_weight_raw": target,
-            "approved_weight": g.approved_weight,
-            "order_quantity": g.order_qty,
-            "adjustments": g.adjustments,
-            "trading_state": [tstate] * len(symbols),
-            "cycle_id": [x.cycle_id] * len(symbols),
-            "pre_risk_decision": pre_dec,
-            "mu_hat": col("mu_hat", None),
-            "sigma_hat": col("sigma_hat", None),
-            "close": close_now,
-            "sector": sectors,
-        },
-        schema=RISK_DECISION_SCHEMA,
-        strict=False,
-    ).with_columns(pl.col("target_weight_raw").fill_nan(None), pl.col("close").fill_nan(None))
+    risk_cols = {
+        "date": [t] * n,
+        "symbol": symbols,
+        "decision": g.decision,
+        "reason_codes": g.reason_codes,
+        "current_weight": g.current_weight,
+        "target_weight_raw": target,
+        "approved_weight": g.approved_weight,
+        "order_quantity": g.order_qty,
+        "adjustments": g.adjustments,
+        "trading_state": [tstate] * n,
+        "cycle_id": [x.cycle_id] * n,
+        "pre_risk_decision": pre_dec,
+        "mu_hat": col("mu_hat", None),
+        "sigma_hat": col("sigma_hat", None),
+        "close": close_now,
+        "sector": sectors,
+    }
 
     # 6. orders for the next open
-    orders = ex.make_orders(t, symbols, g.order_qty.tolist(), close_now.tolist(), x.cycle_id, settings.execution.mode)
+    orders = ex.order_rows(t, symbols, g.order_qty.tolist(), close_now.tolist(), x.cycle_id, settings.execution.mode)
 
     pos_syms = sorted(positions)
-    positions_frame = pl.DataFrame(
-        {
-            "date": [t] * len(pos_syms),
-            "symbol": pos_syms,
-            "quantity": [positions[s].quantity for s in pos_syms],
-            "avg_cost": [positions[s].avg_cost for s in pos_syms],
-            "close": [positions[s].last_price for s in pos_syms],
-            "market_value": [mv[s] for s in pos_syms],
-            "weight": [mv[s] / nav for s in pos_syms],
-            "unrealized_pnl": [(positions[s].last_price - positions[s].avg_cost) * positions[s].quantity for s in pos_syms],
-        },
-        schema=POSITION_SCHEMA,
-    )
+    pos_list = [positions[s] for s in pos_syms]
+    positions_cols = {
+        "date": [t] * len(pos_syms),
+        "symbol": pos_syms,
+        "quantity": [p.quantity for p in pos_list],
+        "avg_cost": [p.avg_cost for p in pos_list],
+        "close": [p.last_price for p in pos_list],
+        "market_value": [mv[s] for s in pos_syms],
+        "weight": [mv[s] / nav for s in pos_syms],
+        "unrealized_pnl": [(p.last_price - p.avg_cost) * p.quantity for p in pos_list],
+    }
     sector_now: dict[str, float] = {}
     for s in pos_syms:
         sc = x.sectors.get(s, "UNKNOWN")
@@ -336,8 +358,64 @@ def step(state: BookState, x: SessionInputs, settings: Settings, broker: ex.Brok
         "warnings": json.dumps(warnings),
     }
     new_state = BookState(date=t, cash=cash, nav=nav, peak_nav=peak, positions=positions, trading_state=tstate,
-                          recovery_phase=phase, recovery_sessions=n_in_phase, pending_orders=orders)
-    return StepResult(risk_rows, orders, fills, positions_frame, portfolio_row, ratios, new_state)
+                          recovery_phase=phase, recovery_sessions=n_in_phase, pending_orders=_NO_ORDERS)
+    return _SessionRows(risk_cols, orders, fills, positions_cols, portfolio_row, ratios), new_state
+
+
+_NO_ORDERS = pl.DataFrame(schema=ex.ORDER_SCHEMA)
+_FLUSH_SESSIONS = 64
+
+
+def _list_column(values: list[list[str]], name: str) -> pl.Series:
+    """A List(String) column from Python lists, built from the flat values and each row's index
+    (polars' constructor walks every inner list in Python: the old per-session frames' hot spot)."""
+    n = len(values)
+    lengths = np.fromiter((len(v) for v in values), dtype=np.int64, count=n)
+    flat = pl.Series(name, [c for v in values for c in v], dtype=pl.String)
+    grouped = (pl.DataFrame({"_row": np.repeat(np.arange(n, dtype=np.int64), lengths), name: flat})
+               .group_by("_row", maintain_order=True).agg(pl.col(name)))
+    return (pl.DataFrame({"_row": np.arange(n, dtype=np.int64)})
+            .join(grouped, on="_row", how="left", maintain_order="left")
+            .select(pl.col(name).fill_null(pl.lit([], dtype=pl.List(pl.String))))[name])
+
+
+def _risk_frame(parts: list[dict]) -> pl.DataFrame:
+    """RISK_DECISION_SCHEMA frame from the sessions' columns (NaN target/close -> null, as before)."""
+    if not parts:
+        return pl.DataFrame(schema=RISK_DECISION_SCHEMA)
+    cols: dict[str, pl.Series] = {}
+    for name, dtype in RISK_DECISION_SCHEMA.items():
+        if name == "reason_codes":
+            cols[name] = _list_column([c for p in parts for c in p[name]], name)
+        elif dtype == pl.Float64 and isinstance(parts[0][name], np.ndarray):
+            cols[name] = pl.Series(name, np.concatenate([np.asarray(p[name], dtype=float) for p in parts]))
+        else:
+            cols[name] = pl.Series(name, [v for p in parts for v in p[name]], dtype=dtype, strict=False)
+    return pl.DataFrame(cols).with_columns(pl.col("target_weight_raw").fill_nan(None),
+                                           pl.col("close").fill_nan(None))
+
+
+def _columns_frame(parts: list[dict], schema: dict) -> pl.DataFrame:
+    if not parts:
+        return pl.DataFrame(schema=schema)
+    return pl.DataFrame({name: [v for p in parts for v in p[name]] for name in schema}, schema=schema)
+
+
+def step(state: BookState, x: SessionInputs, settings: Settings, broker: ex.Broker | None = None) -> StepResult:
+    """One session of the book (see the module docstring)."""
+    broker = broker or ex.PaperBroker(settings.execution)
+    pending = state.pending_orders.select(list(ex.ORDER_SCHEMA)).rows() if state.pending_orders.height else []
+    rows, new_state = _advance(state, pending, x, settings, broker)
+    orders = pl.DataFrame(rows.orders, schema=ex.ORDER_SCHEMA, orient="row")
+    return StepResult(
+        risk_decisions=_risk_frame([rows.risk]),
+        orders=orders,
+        fills=pl.DataFrame(rows.fills, schema=ex.FILL_SCHEMA, orient="row"),
+        positions=_columns_frame([rows.positions], POSITION_SCHEMA),
+        portfolio=rows.portfolio,
+        split_ratios=rows.split_ratios,
+        state=replace(new_state, pending_orders=orders),
+    )
 
 
 @dataclass
@@ -352,30 +430,51 @@ class BookOutput:
 
 
 def run_book(state: BookState, sessions, settings: Settings, broker: ex.Broker | None = None) -> BookOutput:
-    """Walk the sessions in order from `state` (an iterable of SessionInputs); frames sorted by (date, symbol)."""
+    """Walk the sessions in order from `state` (an iterable of SessionInputs); frames sorted by (date, symbol).
+
+    Same numbers as chaining `step`; the sessions' rows are kept as Python lists/arrays and each
+    table is built once at the end."""
+    broker = broker or ex.PaperBroker(settings.execution)
     rd, od, fd, pd_, rows, splits = [], [], [], [], [], {}
+    rd_frames: list[pl.DataFrame] = []  # every _FLUSH_SESSIONS sessions the Python rows become one frame
+    pos_frames: list[pl.DataFrame] = []  # (bounded memory: Python floats and lists take ~4x a frame's bytes)
+    pending = state.pending_orders.select(list(ex.ORDER_SCHEMA)).rows() if state.pending_orders.height else []
     prev = None
-    for x in sessions:
-        if prev is not None and x.date <= prev:
-            raise ValueError(f"sessions out of order: {x.date} after {prev}")
-        r = step(state, x, settings, broker)
-        rd.append(r.risk_decisions)
-        od.append(r.orders)
-        fd.append(r.fills)
-        pd_.append(r.positions)
-        rows.append(r.portfolio)
-        splits[x.date] = r.split_ratios
-        state = r.state
-        prev = x.date
+    # The walk allocates millions of small lists and no reference cycles: the cyclic GC's repeated
+    # scans of the growing output cost ~10% of the walk, so it is paused (and restored) around it.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for x in sessions:
+            if prev is not None and x.date <= prev:
+                raise ValueError(f"sessions out of order: {x.date} after {prev}")
+            r, state = _advance(state, pending, x, settings, broker)
+            pending = r.orders
+            rd.append(r.risk)
+            od.extend(r.orders)
+            fd.extend(r.fills)
+            pd_.append(r.positions)
+            rows.append(r.portfolio)
+            splits[x.date] = r.split_ratios
+            prev = x.date
+            if len(rd) >= _FLUSH_SESSIONS:
+                rd_frames.append(_risk_frame(rd))
+                pos_frames.append(_columns_frame(pd_, POSITION_SCHEMA))
+                rd, pd_ = [], []
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    if prev is not None:
+        state = replace(state, pending_orders=pl.DataFrame(pending, schema=ex.ORDER_SCHEMA, orient="row"))
 
-    def cat(frames, schema, keys):
-        return pl.concat(frames, how="vertical").sort(keys) if frames else pl.DataFrame(schema=schema)
-
+    if rd or not rd_frames:
+        rd_frames.append(_risk_frame(rd))
+        pos_frames.append(_columns_frame(pd_, POSITION_SCHEMA))
     return BookOutput(
-        risk_decisions=cat(rd, RISK_DECISION_SCHEMA, ["date", "symbol"]),
-        orders=cat(od, ex.ORDER_SCHEMA, ["date", "symbol"]),
-        fills=cat(fd, ex.FILL_SCHEMA, ["date", "symbol"]),
-        positions=cat(pd_, POSITION_SCHEMA, ["date", "symbol"]),
+        risk_decisions=pl.concat(rd_frames, how="vertical", rechunk=True).sort(["date", "symbol"]),
+        orders=pl.DataFrame(od, schema=ex.ORDER_SCHEMA, orient="row").sort(["date", "symbol"]),
+        fills=pl.DataFrame(fd, schema=ex.FILL_SCHEMA, orient="row").sort(["date", "symbol"]),
+        positions=pl.concat(pos_frames, how="vertical", rechunk=True).sort(["date", "symbol"]),
         portfolio=pl.DataFrame(rows, schema=PORTFOLIO_SCHEMA, orient="row") if rows else pl.DataFrame(schema=PORTFOLIO_SCHEMA),
         split_ratios=splits,
         state=state,

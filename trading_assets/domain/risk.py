@@ -62,7 +62,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
 from trading_assets.domain import reasons as rc
 from trading_assets.settings import RiskSettings
@@ -72,12 +72,17 @@ REDUCING = "REDUCING"
 HALTED = "HALTED"
 TRADING_STATES = (ACTIVE, REDUCING, HALTED)
 _EPS = 1e-9
+_ADJUSTMENTS_JSON = json.JSONEncoder(sort_keys=True).encode  # = json.dumps(a, sort_keys=True), built once
 
 
 # --- measures ------------------------------------------------------------------------------------
 def cvar_historical(returns: np.ndarray, weights: np.ndarray, confidence: float) -> float:
     """Historical CVaR: mean of the k = ceil((1 - confidence) * T) largest losses of -(R @ w)."""
-    r = np.nan_to_num(np.asarray(returns, dtype=float))
+    return _cvar_clean(np.nan_to_num(np.asarray(returns, dtype=float)), weights, confidence)
+
+
+def _cvar_clean(r: np.ndarray, weights: np.ndarray, confidence: float) -> float:
+    """cvar_historical on returns already free of NaN (the gate cleans them once per session)."""
     t = r.shape[0]
     if t == 0:
         return 0.0
@@ -89,7 +94,11 @@ def cvar_historical(returns: np.ndarray, weights: np.ndarray, confidence: float)
 
 def book_daily_std(returns: np.ndarray, weights: np.ndarray) -> float:
     """Sample standard deviation of the book's historical daily returns R @ w."""
-    r = np.nan_to_num(np.asarray(returns, dtype=float))
+    return _std_clean(np.nan_to_num(np.asarray(returns, dtype=float)), weights)
+
+
+def _std_clean(r: np.ndarray, weights: np.ndarray) -> float:
+    """book_daily_std on returns already free of NaN."""
     if r.shape[0] < 2:
         return 0.0
     return float(np.std(r @ weights, ddof=1))
@@ -100,19 +109,27 @@ def tail_probability(sigma_daily: float, threshold: float, dof: float) -> float:
     if sigma_daily <= 0:
         return 0.0
     scale = sigma_daily * math.sqrt((dof - 2.0) / dof)
-    return float(stats.t.sf(threshold / scale, dof))
+    x = threshold / scale
+    if math.isfinite(x) and dof > 0:  # what stats.t.sf(x, dof) computes (loc 0, scale 1), without its overhead
+        return float(special.stdtr(dof, -x))
+    return float(stats.t.sf(x, dof))
 
 
 def standardized(returns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(Z, ok): returns minus column mean over column sample std; ok = columns with variance."""
-    r = np.nan_to_num(np.asarray(returns, dtype=float))
+    z, ok, _ = _standardized_clean(np.nan_to_num(np.asarray(returns, dtype=float)))
+    return z, ok
+
+
+def _standardized_clean(r: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """standardized on returns already free of NaN, also returning the column sample std (None if T < 2)."""
     if r.shape[0] < 2:
-        return np.zeros_like(r), np.zeros(r.shape[1], dtype=bool)
+        return np.zeros_like(r), np.zeros(r.shape[1], dtype=bool), None
     sd = r.std(axis=0, ddof=1)
     ok = sd > 0
     z = np.zeros_like(r)
     z[:, ok] = (r[:, ok] - r[:, ok].mean(axis=0)) / sd[ok]
-    return z, ok
+    return z, ok, sd
 
 
 def portfolio_vol(weights: np.ndarray, vols: np.ndarray, z: np.ndarray, ok: np.ndarray) -> float:
@@ -242,11 +259,13 @@ def gate(x: GateInput, s: RiskSettings) -> GateResult:
     notes: list[list[str]] = [[] for _ in range(n)]
     adj: list[dict] = [{} for _ in range(n)]
     sectors_list = sorted(set(x.sectors))
-    sector_idx = np.array([sectors_list.index(sc) for sc in x.sectors], dtype=int) if n else np.zeros(0, int)
+    sec_pos = {sc: j for j, sc in enumerate(sectors_list)}
+    sector_idx = np.array([sec_pos[sc] for sc in x.sectors], dtype=int) if n else np.zeros(0, int)
     n_sec = len(sectors_list)
     returns = np.nan_to_num(np.asarray(x.returns, dtype=float)).reshape(-1, n)
-    z, ok = standardized(returns)
-    hist_vol = returns.std(axis=0, ddof=1) * math.sqrt(x.annualization) if returns.shape[0] >= 2 else np.zeros(n)
+    # one cleaned copy (the measures' own NaN cleaning is a no-op on it, so it is skipped below)
+    z, ok, sd = _standardized_clean(np.nan_to_num(returns))
+    hist_vol = sd * math.sqrt(x.annualization) if sd is not None else np.zeros(n)
     vols = np.where(np.isfinite(x.vol) & (np.asarray(x.vol) > 0), x.vol, hist_vol)
     halted = x.trading_state == HALTED
 
@@ -279,13 +298,14 @@ def gate(x: GateInput, s: RiskSettings) -> GateResult:
     f_rec = recovery_factor(x.recovery_phase, s.recovery_phases)
     f_reg = np.array([regime_factor(r, s.risk_off_multiplier) for r in x.regime]) if n else np.zeros(0)
     mult = f_vol * f_dd * f_rec * f_reg
+    f_vol_r, f_dd_r = round(f_vol, 10), round(f_dd, 10)
     for i in np.flatnonzero(free & (w > 0)):
         if f_vol < 1:
             add(i, rc.VOL_SCALED)
-            adj[i]["vol_scale"] = round(f_vol, 10)
+            adj[i]["vol_scale"] = f_vol_r
         if f_dd < 1:
             add(i, rc.DRAWDOWN_SCALED)
-            adj[i]["drawdown_scale"] = round(f_dd, 10)
+            adj[i]["drawdown_scale"] = f_dd_r
         if f_reg[i] < 1:
             add(i, rc.REGIME_RISK_OFF)
             adj[i]["regime_scale"] = f_reg[i]
@@ -309,11 +329,12 @@ def gate(x: GateInput, s: RiskSettings) -> GateResult:
         # fixed names alone above the limit: nothing to scale to; step 9 rejects the sector's buys
         if fixed_sec[j] + free_sec[j] > s.max_sector + _EPS and free_sec[j] > 0 and fixed_sec[j] < s.max_sector:
             sec_scale[j] = (s.max_sector - fixed_sec[j]) / free_sec[j]
+    sec_scale_r = [round(float(v), 10) for v in sec_scale]
     for i in np.flatnonzero(free & (w > 0) & (sec_scale[sector_idx] < 1)):
         j = sector_idx[i]
         add(i, rc.SECTOR_LIMIT, f"sector {sectors_list[j]} at {fixed_sec[j] + free_sec[j]:.2%} > "
                                 f"{s.max_sector:.0%}: its names scaled by {sec_scale[j]:.4f}")
-        adj[i]["sector_scale"] = round(float(sec_scale[j]), 10)
+        adj[i]["sector_scale"] = sec_scale_r[j]
     w = np.where(free, w * sec_scale[sector_idx], w)
 
     # 3. gross leverage, pro rata
@@ -321,10 +342,11 @@ def gate(x: GateInput, s: RiskSettings) -> GateResult:
     free_gross = float(np.where(free, w, 0.0).sum())
     if fixed_gross + free_gross > s.max_gross_leverage + _EPS and free_gross > 0 and fixed_gross < s.max_gross_leverage:
         g = (s.max_gross_leverage - fixed_gross) / free_gross
+        g_r = round(g, 10)
         for i in np.flatnonzero(free & (w > 0)):
             add(i, rc.LEVERAGE_SCALED, f"gross {fixed_gross + free_gross:.2f}x > {s.max_gross_leverage:.2f}x: "
                                        f"scaled by {g:.4f}")
-            adj[i]["leverage_scale"] = round(g, 10)
+            adj[i]["leverage_scale"] = g_r
         w = np.where(free, w * g, w)
 
     # 4-5. tail probability and CVaR: largest scale of the tradable part meeting the limit
@@ -332,10 +354,10 @@ def gate(x: GateInput, s: RiskSettings) -> GateResult:
     w_free = np.where(free, w, 0.0)
 
     def tail_at(scale: float) -> float:
-        return tail_probability(book_daily_std(returns, w_fixed + scale * w_free), s.tail_loss_threshold, s.tail_dof)
+        return tail_probability(_std_clean(returns, w_fixed + scale * w_free), s.tail_loss_threshold, s.tail_dof)
 
     def cvar_at(scale: float) -> float:
-        return cvar_historical(returns, w_fixed + scale * w_free, s.cvar_confidence)
+        return _cvar_clean(returns, w_fixed + scale * w_free, s.cvar_confidence)
 
     for metric, limit, code, key in ((tail_at, s.tail_prob_limit, rc.TAIL_RISK, "tail_scale"),
                                      (cvar_at, s.cvar_limit, rc.CVAR_SCALED, "cvar_scale")):
@@ -343,10 +365,11 @@ def gate(x: GateInput, s: RiskSettings) -> GateResult:
             break
         sc, feasible = _largest_scale(metric, limit, s.scale_search_iterations)
         if feasible and sc < 1.0:  # infeasible (fixed names alone breach): step 9 rejects the buys
+            sc_r = round(sc, 10)
             for i in np.flatnonzero(w_free > 0):
                 add(i, code, f"{key.split('_')[0]} of the proposed book above its limit {limit:g}: "
                              f"tradable names scaled by {sc:.4f}")
-                adj[i][key] = round(sc, 10)
+                adj[i][key] = sc_r
             w_free = w_free * sc
     w = w_fixed + w_free
 
@@ -403,9 +426,9 @@ def gate(x: GateInput, s: RiskSettings) -> GateResult:
         order[i] = 0.0
     wf = final_w(order)
     for metric_final, limit, code, label in (
-        (lambda ww: tail_probability(book_daily_std(returns, ww), s.tail_loss_threshold, s.tail_dof),
+        (lambda ww: tail_probability(_std_clean(returns, ww), s.tail_loss_threshold, s.tail_dof),
          s.tail_prob_limit, rc.TAIL_RISK, "tail probability"),
-        (lambda ww: cvar_historical(returns, ww, s.cvar_confidence), s.cvar_limit, rc.CVAR_BREACH, "CVaR"),
+        (lambda ww: _cvar_clean(returns, ww, s.cvar_confidence), s.cvar_limit, rc.CVAR_BREACH, "CVaR"),
     ):
         val = metric_final(wf)
         if val > limit + 1e-9 and (order > 0).any():
@@ -432,8 +455,8 @@ def gate(x: GateInput, s: RiskSettings) -> GateResult:
         decision.append(d)
         if notes[i]:
             adj[i]["notes"] = notes[i]
-    cvar_final = cvar_historical(returns, wf, s.cvar_confidence)
-    tail_final = tail_probability(book_daily_std(returns, wf), s.tail_loss_threshold, s.tail_dof)
+    cvar_final = _cvar_clean(returns, wf, s.cvar_confidence)
+    tail_final = tail_probability(_std_clean(returns, wf), s.tail_loss_threshold, s.tail_dof)
     sec_final = _sector_sums(wf, sector_idx, n_sec)
     warnings = []
     if float(np.abs(wf).sum()) > s.max_gross_leverage + 1e-6:
@@ -451,7 +474,7 @@ def gate(x: GateInput, s: RiskSettings) -> GateResult:
         approved_weight=wf,
         current_weight=w0,
         reason_codes=codes,
-        adjustments=[json.dumps(a, sort_keys=True) for a in adj],
+        adjustments=[_ADJUSTMENTS_JSON(a) if a else "{}" for a in adj],
         cvar=cvar_final,
         tail_prob=tail_final,
         gross=float(np.abs(wf).sum()),

@@ -4,7 +4,12 @@ Guarantees:
 - `replace_window` runs BEGIN; DELETE the window; INSERT; COMMIT (ROLLBACK on any error), so a rerun
   never duplicates rows and a crash never leaves half a window written.
 - `append_audit` only ever INSERTs into audit_log and appends the same events to JSONL files under
-  the audit folder; nothing here updates or deletes audit rows.
+  the audit folder; nothing here updates or deletes audit rows. `append_audit_frame` is the same
+  for a polars frame of events whose payloads are already JSON text (the book's ~450k events a
+  5-year backfill: one INSERT, one buffered write per JSONL file, no per-event dicts).
+- `json_values` / `json_object` build, column-wise, the exact text `json.dumps` writes (Python's
+  float repr, ensure_ascii escapes); the rare values polars would print differently (|x| < 1e-4,
+  non-finite floats, strings needing escapes) are formatted by `json.dumps` itself.
 - Readers open the file read-only and retry for a while when a writer holds DuckDB's file lock
   (DuckDB allows one writing process), then fail with a message that says so.
 """
@@ -15,7 +20,7 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
@@ -30,6 +35,98 @@ VOLATILE_COLUMNS = frozenset({"run_id", "ingested_at", "computed_at", "created_a
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _LOCK_MARKERS = ("Could not set lock", "Conflicting lock", "lock on file")
+
+
+AUDIT_SCHEMA = {
+    "event_id": pl.String,
+    "ts": pl.Datetime("us"),
+    "run_id": pl.String,
+    "cycle_id": pl.String,
+    "event_type": pl.String,
+    "date": pl.Date,
+    "symbol": pl.String,
+    "payload": pl.String,
+}
+_AUDIT_CHUNK = 100_000  # events per chunk when building event ids and JSONL lines (bounds the transient memory)
+
+# A string json.dumps writes as '"' + s + '"': printable ASCII without '"' and '\\'.
+_JSON_PLAIN_STRING = r"^[ !#-\[\]-~]*$"
+# Floats whose polars text is Python's repr (shortest round trip, same notation): finite, 0 or 1e-4 <= |x| < 1e16.
+_FLOAT_REPR_LOW, _FLOAT_REPR_HIGH = 1e-4, 1e16
+
+
+def _json_dumps_each(values: list) -> list[str]:
+    return [json.dumps(v) for v in values]
+
+
+def json_values(series: pl.Series) -> pl.Series:
+    """Each value as the text `json.dumps(value)` writes (None -> null), computed column-wise.
+
+    Types: String, floats (Python's float repr: polars prints the same digits except for
+    |x| < 1e-4 and non-finite values, which go through json.dumps), integers, Boolean, Date (as
+    json.dumps(str(d)), what default=str writes), List(String). Strings that need escaping (quote,
+    backslash, control or non-ASCII characters) go through json.dumps (ensure_ascii escapes)."""
+    name, dtype = series.name, series.dtype
+    if dtype == pl.Null:
+        return pl.Series(name, ["null"] * series.len(), dtype=pl.String)
+    if dtype == pl.String:
+        plain = series.str.contains(_JSON_PLAIN_STRING).fill_null(True)
+        out = pl.select(pl.when(series.is_null()).then(pl.lit("null")).otherwise(
+            pl.lit('"') + series + pl.lit('"')).alias(name)).to_series()
+        return _patch(out, ~plain, series, _json_dumps_each)
+    if dtype.is_float():
+        f = series.cast(pl.Float64)
+        special = ~(f.is_finite() & ((f == 0) | ((f.abs() >= _FLOAT_REPR_LOW) & (f.abs() < _FLOAT_REPR_HIGH))))
+        special = special.fill_null(False)
+        out = pl.select(pl.when(f.is_null()).then(pl.lit("null")).otherwise(f.cast(pl.String)).alias(name)).to_series()
+        return _patch(out, special, f, lambda vs: [json.dumps(float(v)) for v in vs])
+    if dtype.is_integer():
+        return series.cast(pl.String).fill_null("null").alias(name)
+    if dtype == pl.Boolean:
+        return pl.select(pl.when(series.is_null()).then(pl.lit("null")).when(series).then(pl.lit("true"))
+                         .otherwise(pl.lit("false")).alias(name)).to_series()
+    if dtype == pl.Date:
+        return pl.select(pl.when(series.is_null()).then(pl.lit("null")).otherwise(
+            pl.lit('"') + series.cast(pl.String) + pl.lit('"')).alias(name)).to_series()
+    if dtype == pl.List(pl.String):
+        flat = series.explode()
+        if flat.drop_nulls().str.contains(_JSON_PLAIN_STRING).all():
+            inner = series.list.eval(pl.lit('"') + pl.element() + pl.lit('"')).list.join(", ")
+            out = pl.select(pl.when(series.is_null()).then(pl.lit("null")).otherwise(
+                pl.lit("[") + inner + pl.lit("]")).alias(name)).to_series()
+            return _patch(out, series.list.eval(pl.element().is_null()).list.any().fill_null(False),
+                          series, _json_dumps_each)
+        return pl.Series(name, _json_dumps_each(series.to_list()), dtype=pl.String)
+    return pl.Series(name, _json_dumps_each(series.to_list()), dtype=pl.String)  # anything else: row by row
+
+
+def _patch(out: pl.Series, mask: pl.Series, source: pl.Series, fmt) -> pl.Series:
+    """out with the rows of `mask` replaced by fmt(those rows of source)."""
+    idx = mask.arg_true()
+    if idx.len() == 0:
+        return out
+    return out.scatter(idx, pl.Series(fmt(source.gather(idx).to_list()), dtype=pl.String))
+
+
+def json_object(fields: Mapping[str, pl.Series]) -> pl.Series:
+    """Per row, the text json.dumps(dict, sort_keys=True) writes for the dict {key: value}, given
+    each value already as JSON text (json_values, or text json.dumps(..., sort_keys=True) wrote)."""
+    keys = sorted(fields)
+    parts: list = [pl.lit("{")]
+    for i, k in enumerate(keys):
+        parts.append(pl.lit(("" if i == 0 else ", ") + json.dumps(k) + ": "))
+        parts.append(fields[k].alias(f"_v{i}"))
+    parts.append(pl.lit("}"))
+    return pl.select(pl.concat_str(parts).alias("json")).to_series()
+
+
+def _json_string_of_text(text: pl.Series) -> pl.Series:
+    """json.dumps(text) for each string (used to embed a payload in the event-id identity)."""
+    escaped = text.str.replace_all("\\", "\\\\", literal=True).str.replace_all('"', '\\"', literal=True)
+    out = pl.select(pl.when(text.is_null()).then(pl.lit("null")).otherwise(
+        pl.lit('"') + escaped + pl.lit('"')).alias(text.name)).to_series()
+    printable = text.str.contains(r"^[ -~]*$").fill_null(True)
+    return _patch(out, ~printable, text, _json_dumps_each)
 
 
 class WarehouseLockedError(RuntimeError):
@@ -67,6 +164,8 @@ class Warehouse:
         while True:
             try:
                 con = duckdb.connect(str(self.db_path), read_only=read_only)
+                # no progress bar: DuckDB prints it on the process stdout (fd 1), inside the CLI's JSON
+                con.execute("SET enable_progress_bar = false")
                 break
             except duckdb.Error as exc:  # IOException on a held lock
                 if not _is_lock_error(exc) or time.monotonic() > deadline:
@@ -173,48 +272,74 @@ class Warehouse:
         """
         if not events:
             return 0
-        now = datetime.now()
-        rows = []
-        for e in events:
-            payload = json.dumps(e.get("payload", {}), sort_keys=True, default=str)
-            d = e.get("date")
-            ident = json.dumps([e.get("run_id"), e["event_type"], str(d), e.get("symbol"), payload], default=str)
-            rows.append(
-                {
-                    "event_id": hashlib.sha256(ident.encode()).hexdigest()[:24],
-                    "ts": now,
-                    "run_id": e.get("run_id"),
-                    "cycle_id": e.get("cycle_id"),
-                    "event_type": e["event_type"],
-                    "date": d,
-                    "symbol": e.get("symbol"),
-                    "payload": payload,
-                }
-            )
         frame = pl.DataFrame(
-            rows,
-            schema={
-                "event_id": pl.String,
-                "ts": pl.Datetime("us"),
-                "run_id": pl.String,
-                "cycle_id": pl.String,
-                "event_type": pl.String,
-                "date": pl.Date,
-                "symbol": pl.String,
-                "payload": pl.String,
+            {
+                "run_id": [e.get("run_id") for e in events],
+                "cycle_id": [e.get("cycle_id") for e in events],
+                "event_type": [e["event_type"] for e in events],
+                "date": [e.get("date") for e in events],
+                "symbol": [e.get("symbol") for e in events],
+                "payload": [json.dumps(e.get("payload", {}), sort_keys=True, default=str) for e in events],
             },
+            schema={k: AUDIT_SCHEMA[k] for k in ("run_id", "cycle_id", "event_type", "date", "symbol", "payload")},
         )
+        return self.append_audit_frame(frame)
+
+    def append_audit_frame(self, events: pl.DataFrame) -> int:
+        """append_audit for a frame of events: columns event_type and payload, optional run_id,
+        cycle_id, date, symbol. payload is the JSON text of the payload dict as
+        json.dumps(payload, sort_keys=True, default=str) writes it (json_object builds it).
+
+        event_id = sha256(json.dumps([run_id, event_type, str(date), symbol, payload]))[:24] (hex), as
+        append_audit; the JSONL line of an event is json.dumps of {event_id, ts, run_id, cycle_id,
+        event_type, date, symbol, payload (as an object)}, the table row holds the payload text.
+        All rows go in with one INSERT; each JSONL file gets one buffered write.
+        """
+        if events.height == 0:
+            return 0
+        now = datetime.now()
+        n = events.height
+        cols = {}
+        for name in ("run_id", "cycle_id", "event_type", "date", "symbol", "payload"):
+            if name in events.columns:
+                cols[name] = events[name].cast(AUDIT_SCHEMA[name])
+            else:
+                cols[name] = pl.Series(name, [None] * n, dtype=AUDIT_SCHEMA[name])
+        if cols["event_type"].null_count() or cols["payload"].null_count():
+            raise ValueError("audit events need an event_type and a payload")
+        base = pl.DataFrame(cols)
+        ts_json = json.dumps(now.isoformat())
+        this_month = now.strftime("%Y-%m")
+        ids: list[pl.Series] = []
+        by_file: dict[str, list[str]] = {}
+        for off in range(0, n, _AUDIT_CHUNK):
+            c = base.slice(off, _AUDIT_CHUNK)
+            enc = {k: json_values(c[k]) for k in ("run_id", "cycle_id", "event_type", "date", "symbol")}
+            date_text = pl.select(pl.when(c["date"].is_null()).then(pl.lit('"None"')).otherwise(enc["date"])).to_series()
+            ident = pl.select(pl.concat_str([
+                pl.lit("["), enc["run_id"], pl.lit(", "), enc["event_type"], pl.lit(", "), date_text, pl.lit(", "),
+                enc["symbol"], pl.lit(", "), _json_string_of_text(c["payload"]), pl.lit("]")])).to_series()
+            eid = pl.Series("event_id", [hashlib.sha256(t.encode()).hexdigest()[:24] for t in ident.to_list()],
+                            dtype=pl.String)
+            del ident
+            ids.append(eid)
+            line = pl.select(pl.concat_str([
+                pl.lit('{"event_id": '), json_values(eid), pl.lit(f', "ts": {ts_json}, "run_id": '), enc["run_id"],
+                pl.lit(', "cycle_id": '), enc["cycle_id"], pl.lit(', "event_type": '), enc["event_type"],
+                pl.lit(', "date": '), enc["date"], pl.lit(', "symbol": '), enc["symbol"],
+                pl.lit(', "payload": '), c["payload"], pl.lit("}")]).alias("line")).to_series()
+            month = c["date"].dt.strftime("%Y-%m").fill_null(this_month)
+            for (m,), g in pl.DataFrame({"m": month, "line": line}).partition_by("m", as_dict=True,
+                                                                                 maintain_order=True).items():
+                by_file.setdefault(f"audit-{m}.jsonl", []).append(g["line"].str.join("\n")[0])
+        frame = base.with_columns(pl.concat(ids).alias("event_id"), pl.lit(now, AUDIT_SCHEMA["ts"]).alias("ts")).select(
+            list(AUDIT_SCHEMA))
         self.append("audit_log", frame)
         self.audit_dir.mkdir(parents=True, exist_ok=True)
-        by_file: dict[str, list[str]] = {}
-        for r in rows:
-            month = r["date"].strftime("%Y-%m") if r["date"] else now.strftime("%Y-%m")
-            line = json.dumps({**r, "ts": r["ts"].isoformat(), "payload": json.loads(r["payload"])}, default=str)
-            by_file.setdefault(f"audit-{month}.jsonl", []).append(line)
-        for name, lines in by_file.items():
+        for name, blocks in by_file.items():
             with open(self.audit_dir / name, "a", encoding="utf-8") as fh:
-                fh.write("\n".join(lines) + "\n")
-        return len(rows)
+                fh.write("\n".join(blocks) + "\n")
+        return n
 
     # --- reads ----------------------------------------------------------------------------
     def read(self, sql: str, params: Sequence | None = None, read_only: bool = True) -> pl.DataFrame:

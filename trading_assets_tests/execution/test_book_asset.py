@@ -103,3 +103,38 @@ def test_gap_and_live_mode_refuse_before_writing(market):
         materialize_book(market, WINDOW[2], WINDOW[2], mode="live")
     assert market.table_hash("orders") == before
     assert market.read("SELECT count(*) AS n FROM portfolio")["n"][0] == 2
+
+
+def test_audit_in_month_chunks_equals_one_chunk(market, monkeypatch):
+    """The audit is written a few months at a time: same entries as in one piece, each file written in order."""
+    from trading_assets.domain import portfolio as pf
+    from trading_assets.settings import load_settings
+    from trading_assets.store.warehouse import Warehouse
+
+    settings = load_settings({})
+    sessions = WINDOW
+    state, _ = book_defs.load_state_before(market, sessions[0], settings)
+    out = pf.run_book(state, book_defs.session_inputs(market, sessions, settings), settings)
+    prov = book_defs.provenance(market, sessions[0], sessions[-1], settings)
+    one = Warehouse(market.db_path.parent / "one.duckdb", market.db_path.parent / "audit_one")
+    many = Warehouse(market.db_path.parent / "many.duckdb", market.db_path.parent / "audit_many")
+    for wh in (one, many):
+        wh.ensure_schema()
+    n1 = book_defs._audit(one, out, prov, "r", settings)
+    monkeypatch.setattr(book_defs, "_AUDIT_EVENTS_PER_CHUNK", 1)
+    assert len(book_defs._month_chunks(out, 1)) == 1  # one month in WINDOW: a month is never split
+    n2 = book_defs._audit(many, out, prov, "r", settings)
+    assert n1 == n2 == out.risk_decisions.height + out.orders.height + out.fills.height
+    q = "SELECT * EXCLUDE (ts) FROM audit_log ORDER BY ALL"
+    assert one.read(q).equals(many.read(q))
+    ev = book_defs.audit_events(out, prov, "r", settings)
+    d = ev.filter(pl.col("event_type") == "decision").row(0, named=True)
+    r = out.risk_decisions.row(0, named=True)
+    want = {"decision": r["decision"], "reason_codes": r["reason_codes"], "current_weight": r["current_weight"],
+            "target_weight_raw": r["target_weight_raw"], "approved_weight": r["approved_weight"],
+            "order_quantity": r["order_quantity"], "adjustments": json.loads(r["adjustments"]),
+            "trading_state": r["trading_state"], "pre_risk_decision": r["pre_risk_decision"],
+            "provenance": prov.get(r["date"], {})}
+    assert d["payload"] == json.dumps(want, sort_keys=True, default=str)
+    f = ev.filter(pl.col("event_type") == "fill").row(0, named=True)
+    assert f["cycle_id"] == book_defs.cycle_id_for(out.fills["order_date"][0], settings)

@@ -106,3 +106,90 @@ def test_two_sessions_by_hand():
     assert extra == 0.0
     assert r3.portfolio["cash"] == pytest.approx(cash + 0.10 * 500)
     assert r3.portfolio["nav"] == pytest.approx(cash + 50.0 + 1000 * 51.0)
+
+
+# --- the walk on rows (run_book builds each table once) -------------------------------------------
+def _random_sessions(n_sym=12, n_sess=30, seed=5):
+    from trading_assets.domain import calendar
+
+    rng = np.random.default_rng(seed)
+    days = calendar.sessions(date(2024, 1, 2), date(2024, 3, 29))[:n_sess]
+    syms = [f"S{i:02d}" for i in range(n_sym)]
+    close = 50 * np.exp(np.cumsum(rng.normal(0, 0.02, (n_sess, n_sym)), axis=0))
+    out = []
+    for k, d in enumerate(days):
+        live = [s for j, s in enumerate(syms) if (k + j) % 9]  # names come and go (held-only rows, no decision)
+        reject = rng.random(len(live)) < 0.15
+        opens = [None if (k * 7 + j) % 23 == 0 else float(close[k, syms.index(s)]) for j, s in enumerate(live)]
+        acts = (pl.DataFrame({"symbol": [syms[1]], "action": ["split"], "value": [2.0], "price_factor": [0.5]})
+                if k == 12 else None)
+        out.append(pf.SessionInputs(
+            date=d, cycle_id=f"{d}-t",
+            decisions=pl.DataFrame({"symbol": live, "mu_hat": [0.001] * len(live), "sigma_hat": [0.01] * len(live),
+                                    "target_weight_raw": list(np.clip(rng.normal(0.06, 0.05, len(live)), -0.02, 0.2)),
+                                    "pre_risk_decision": ["REJECT" if r else "EXECUTE_BUY" for r in reject],
+                                    "reason_codes": [["DATA_QUALITY"] if r else ["POSITIVE_EDGE"] for r in reject],
+                                    "regime": ["risk_off" if k > 20 else "neutral"] * len(live)}),
+            prices=pl.DataFrame({"symbol": live, "open": opens,
+                                 "close": [None if (k + j) % 17 == 0 else float(close[k, syms.index(s)])
+                                           for j, s in enumerate(live)]}, schema={"symbol": pl.String, "open": pl.Float64,
+                                                                                   "close": pl.Float64}),
+            features=pl.DataFrame({"symbol": live, "adv_shares_21d": [5e3 if j % 5 == 0 else 1e7 for j in range(len(live))],
+                                   "vol_20": [0.2] * len(live)}),
+            returns=rng.normal(0, 0.015, (60, n_sym)), return_symbols=syms, sectors={s: f"sec{i % 3}" for i, s in enumerate(syms)},
+            actions=acts))
+    return out
+
+
+def test_run_book_equals_chaining_step(monkeypatch):
+    """run_book (rows, frames built every few sessions) gives exactly the frames of step() session by session."""
+    monkeypatch.setattr(pf, "_FLUSH_SESSIONS", 7)  # several blocks and a partial last one
+    s = load_settings({})
+    sessions = _random_sessions()
+    out = pf.run_book(pf.initial_state(s), sessions, s)
+    st, parts = pf.initial_state(s), {k: [] for k in ("risk_decisions", "orders", "fills", "positions")}
+    rows = []
+    for x in sessions:
+        r = pf.step(st, x, s)
+        for k in parts:
+            parts[k].append(getattr(r, k))
+        rows.append(r.portfolio)
+        st = r.state
+    for k, v in parts.items():
+        assert getattr(out, k).equals(pl.concat(v).sort("date", "symbol"), null_equal=True), k
+    assert out.portfolio.equals(pl.DataFrame(rows, schema=pf.PORTFOLIO_SCHEMA, orient="row"), null_equal=True)
+    assert out.state.pending_orders.equals(st.pending_orders) and out.state.positions == st.positions
+    assert out.fills.height and out.orders.height and (out.fills["status"] == ex.CANCELLED).any()
+    assert out.risk_decisions.schema == pl.Schema(pf.RISK_DECISION_SCHEMA)
+
+
+def test_run_book_uses_a_broker_without_fill_rows():
+    """A broker implementing only the Broker protocol (fill on frames) gets the same fills."""
+    s = load_settings({})
+    paper = ex.PaperBroker(s.execution)
+
+    class FramesOnly:
+        name = "frames"
+
+        def fill(self, orders, fill_date, opens, split_ratios):
+            return paper.fill(orders, fill_date, opens, split_ratios)
+
+    sessions = _random_sessions(n_sess=15)
+    a = pf.run_book(pf.initial_state(s), sessions, s, FramesOnly())
+    b = pf.run_book(pf.initial_state(s), sessions, s, paper)
+    assert a.fills.equals(b.fills, null_equal=True) and a.portfolio.equals(b.portfolio, null_equal=True)
+
+
+def test_order_and_fill_rows_match_the_frames():
+    s = ExecutionSettings()
+    rows = ex.order_rows(D, ["B", "A", "C"], [0.0, 10.0, -5.0], [1.0, 2.0, 3.0], "c", "paper")
+    frame = ex.make_orders(D, ["B", "A", "C"], [0.0, 10.0, -5.0], [1.0, 2.0, 3.0], "c", "paper")
+    assert frame.rows() == rows and [r[2] for r in rows] == ["A", "C"]
+    broker = ex.PaperBroker(s)
+    fills = broker.fill(frame.select(reversed(frame.columns)), date(2024, 3, 4), {"A": 2.0}, {"C": 0.1})
+    from_rows = pl.DataFrame(broker.fill_rows(rows, date(2024, 3, 4), {"A": 2.0}, {"C": 0.1}),
+                             schema=ex.FILL_SCHEMA, orient="row")
+    assert fills.equals(from_rows, null_equal=True)
+    assert fills["status"].to_list() == [ex.FILLED, ex.CANCELLED]
+    with pytest.raises(ValueError, match="duplicate"):
+        ex.order_rows(D, ["A", "A"], [1.0, 1.0], [1.0, 1.0], "c", "paper")

@@ -111,3 +111,106 @@ def test_reader_retries_while_a_writer_holds_the_lock(warehouse):
         assert patient.read("SELECT 1 AS x")["x"][0] == 1  # succeeds once the writer lets go
     finally:
         p.join(30)
+
+
+# --- vectorized audit (append_audit_frame, json_values, json_object) ------------------------------
+def _legacy_audit(events: list[dict], now) -> tuple[list[dict], dict[str, list[str]]]:
+    """The row-by-row append_audit this replaced (reference): table rows and JSONL lines per file."""
+    import hashlib
+
+    rows, by_file = [], {}
+    for e in events:
+        payload = json.dumps(e.get("payload", {}), sort_keys=True, default=str)
+        d = e.get("date")
+        ident = json.dumps([e.get("run_id"), e["event_type"], str(d), e.get("symbol"), payload], default=str)
+        rows.append({"event_id": hashlib.sha256(ident.encode()).hexdigest()[:24], "ts": now, "run_id": e.get("run_id"),
+                     "cycle_id": e.get("cycle_id"), "event_type": e["event_type"], "date": d,
+                     "symbol": e.get("symbol"), "payload": payload})
+    for r in rows:
+        month = r["date"].strftime("%Y-%m") if r["date"] else now.strftime("%Y-%m")
+        line = json.dumps({**r, "ts": r["ts"].isoformat(), "payload": json.loads(r["payload"])}, default=str)
+        by_file.setdefault(f"audit-{month}.jsonl", []).append(line)
+    return rows, by_file
+
+
+_AWKWARD_FLOATS = [0.0, -0.0, 1.0, 0.1, 1e-4, 9.99e-5, 1e-5, -3.2e-7, 5e-324, 123.456, 1e15, 9.999999999999998e15,
+                   1e16, 1.2345678901234568e17, 1e22, float("nan"), float("inf"), float("-inf"), 2.0**53, 1 / 3]
+
+
+def test_json_values_write_what_json_dumps_writes():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    floats = _AWKWARD_FLOATS + list(10.0 ** rng.uniform(-12, 20, 20000) * rng.choice([-1, 1], 20000)) + [None]
+    s = pl.Series("x", floats, dtype=pl.Float64)
+    from trading_assets.store.warehouse import json_values
+
+    assert json_values(s).to_list() == [json.dumps(v) for v in floats]
+    strings = ["plain", 'quo"te', "back\\slash", "tab\tnew\nline", "caf\u00e9", "\u2603", "", None, "~ !#[]{}", "\x7f"]
+    assert json_values(pl.Series("s", strings)).to_list() == [json.dumps(v) for v in strings]
+    lists = [["A", "B"], [], None, ["caf\u00e9", 'q"'], ["X"]]
+    assert json_values(pl.Series("l", lists, dtype=pl.List(pl.String))).to_list() == [json.dumps(v) for v in lists]
+    assert json_values(pl.Series("l", [["A"], [], None], dtype=pl.List(pl.String))).to_list() == ['["A"]', "[]", "null"]
+    days = [date(2024, 1, 2), None]
+    assert json_values(pl.Series("d", days)).to_list() == [json.dumps(d, default=str) for d in days]
+    assert json_values(pl.Series("i", [1, None, -7])).to_list() == ["1", "null", "-7"]
+    assert json_values(pl.Series("b", [True, None, False])).to_list() == ["true", "null", "false"]
+
+
+def test_json_object_is_json_dumps_with_sorted_keys():
+    from trading_assets.store.warehouse import json_object, json_values
+
+    rows = [{"b": 1.5e-6, "a": "x", "c": ["P", "Q"]}, {"b": None, "a": 'y"', "c": []}]
+    cols = {k: json_values(pl.Series(k, [r[k] for r in rows], dtype=dt))
+            for k, dt in (("a", pl.String), ("b", pl.Float64), ("c", pl.List(pl.String)))}
+    nested = pl.Series("n", [json.dumps({"z": 1, "k": [1, 2]}, sort_keys=True), "{}"])
+    got = json_object({**cols, "nested": nested}).to_list()
+    want = [json.dumps({**r, "nested": n}, sort_keys=True) for r, n in zip(rows, [{"z": 1, "k": [1, 2]}, {}])]
+    assert got == want
+
+
+def test_append_audit_matches_the_row_by_row_reference(warehouse, monkeypatch):
+    """event_id, table rows and JSONL lines are what the row-by-row implementation wrote."""
+    from datetime import datetime
+
+    import trading_assets.store.warehouse as wmod
+
+    now = datetime(2024, 5, 6, 7, 8, 9, 123456)
+
+    class _Clock(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return now
+
+    monkeypatch.setattr(wmod, "datetime", _Clock)
+    monkeypatch.setattr(wmod, "_AUDIT_CHUNK", 3)  # several chunks
+    events = [
+        {"event_type": "decision", "run_id": "r1", "cycle_id": "c", "date": date(2024, 1, 2), "symbol": "AAA",
+         "payload": {"x": 1, "w": 1e-5, "nan": float("nan"), "d": date(2024, 1, 1), "s": 'q"\\\u00e9', "l": ["A"]}},
+        {"event_type": "order", "run_id": "r1", "cycle_id": None, "date": date(2024, 2, 1), "symbol": None,
+         "payload": {"b": {"z": 2, "a": None}}},
+        {"event_type": "cycle", "date": None, "payload": {}},
+        {"event_type": "fill", "run_id": "r1", "cycle_id": "c", "date": date(2024, 1, 3), "symbol": "B\u00e9",
+         "payload": {"price": float("inf")}},
+        {"event_type": "fill", "run_id": "r2", "cycle_id": "c", "date": date(2024, 1, 3), "symbol": "C",
+         "payload": {"price": 101.25, "tab": "a\tb"}},
+    ]
+    assert warehouse.append_audit(events) == len(events)
+    rows, by_file = _legacy_audit(events, now)
+    got = warehouse.read("SELECT * FROM audit_log")
+    assert got.rows() == pl.DataFrame(rows, schema=dict(zip(got.columns, got.dtypes))).rows()
+    files = sorted(p.name for p in warehouse.audit_dir.iterdir())
+    assert files == sorted(by_file)
+    for name, lines in by_file.items():
+        assert (warehouse.audit_dir / name).read_text(encoding="utf-8").splitlines() == lines
+
+
+def test_append_audit_frame_takes_payload_text(warehouse):
+    frame = pl.DataFrame({"event_type": ["decision", "order"], "run_id": ["r", "r"], "date": [date(2024, 1, 2)] * 2,
+                          "symbol": ["A", "B"], "payload": ['{"a": 1}', '{"b": [1, 2]}']})
+    assert warehouse.append_audit_frame(frame) == 2
+    got = warehouse.read("SELECT symbol, cycle_id, payload FROM audit_log ORDER BY symbol")
+    assert got.rows() == [("A", None, '{"a": 1}'), ("B", None, '{"b": [1, 2]}')]
+    lines = (warehouse.audit_dir / "audit-2024-01.jsonl").read_text().splitlines()
+    assert [json.loads(x)["payload"] for x in lines] == [{"a": 1}, {"b": [1, 2]}]
+    assert warehouse.append_audit_frame(frame.clear()) == 0
