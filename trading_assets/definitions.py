@@ -24,9 +24,11 @@ all_checks = dg.load_asset_checks_from_modules(STAGE_MODULES)
 
 defs = dg.Definitions(
     assets=all_assets,
-    asset_checks=[*all_checks, *getattr(automation, "CHECKS", [])],
+    asset_checks=[*all_checks, *automation.CHECKS],
     resources=default_resources(),
-    jobs=getattr(automation, "JOBS", []),
-    schedules=getattr(automation, "SCHEDULES", []),
-    sensors=getattr(automation, "SENSORS", []),
+    jobs=automation.JOBS,
+    schedules=automation.SCHEDULES,
+    sensors=automation.SENSORS,
+    # In process: one run = one process = one DuckDB writer (UI-launched runs included).
+    executor=automation.EXECUTOR,
 )

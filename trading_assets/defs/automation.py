@@ -1,1 +1,264 @@
-"""(being written)"""
+"""Operating the graph: the whole-graph job, the daily schedule, the price_history freshness check
+and its deadline schedule, and the run-failure sensor.
+
+- `trading_cycle` (JOBS): every asset and check of the graph, in-process executor (one process
+  holds the DuckDB write lock for the whole run). Launch it by hand from the UI's Jobs page.
+- `daily_close` (SCHEDULES): 18:00 New York, Mon-Fri. On an NYSE session it requests ONE run of
+  that session's partition with `run_key = session`, so a tick never runs a session twice (Dagster
+  refuses a second run with the same key for the same schedule); on an exchange holiday it skips and
+  the tick says why in the UI.
+- `price_history_fresh` (CHECKS, registered by definitions.py): passes when the session that is due
+  (`expected_session`: the last session whose close + deadline has passed) has a materialization of
+  price_history recorded in the Dagster instance. Holidays never alarm: on a holiday the due session
+  is still the previous one. It reads only the instance, never DuckDB, so it never waits on the writer.
+- `price_history_freshness_deadline` (SCHEDULES): at the deadline on weekdays, runs that check once
+  per due session (run_key = the session, so a holiday tick repeats nothing).
+- `record_run_failure` (SENSORS, running by default): every failed run -> one `run_failure` row in
+  audit_log (session window, failed steps with their assets and errors) and, when
+  TRADING_WEBHOOK_URL is set, the same JSON POSTed to it.
+
+The schedules ship STOPPED (Dagster's default): turning them on is an operator's decision, made once
+in the UI (Automation page) or with `dagster schedule start daily_close -m trading_assets.definitions`;
+the instance remembers it.
+"""
+
+
+import json
+import urllib.error
+import urllib.request
+from datetime import date, datetime, time
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+
+from trading_assets.domain import calendar
+from trading_assets.settings import OpsSettings, load_ops_settings, load_settings
+from trading_assets.store.warehouse import Warehouse
+
+OPS = load_ops_settings()
+
+TRADING_CYCLE_JOB_NAME = "trading_cycle"
+FRESHNESS_JOB_NAME = "price_history_freshness"
+DAILY_SCHEDULE_NAME = "daily_close"
+FRESHNESS_SCHEDULE_NAME = "price_history_freshness_deadline"
+FAILURE_SENSOR_NAME = "record_run_failure"
+PRICE_HISTORY_FRESH = "price_history_fresh"
+
+# One process per run: steps share the process that holds DuckDB's single write lock (definitions.py
+# should pass it as the Definitions' executor so the UI's implicit asset job uses it too).
+EXECUTOR = dg.in_process_executor
+
+
+def _deadline(ops: OpsSettings) -> time:
+    hh, mm = ops.freshness_deadline.split(":")
+    return time(int(hh), int(mm))
+
+
+def expected_session(now: datetime, deadline: time, tz: str = OPS.timezone) -> date:
+    """The session whose price_history must be recorded at `now`.
+
+    Today if today is a session and its deadline has passed (New York time), otherwise the last
+    session before today: on a holiday, a weekend or before the deadline, the due session is the
+    previous one, whose own deadline passed long ago -- so holidays never raise an alarm of their own.
+    """
+    local = now.astimezone(ZoneInfo(tz)) if now.tzinfo else now.replace(tzinfo=ZoneInfo(tz))
+    today = local.date()
+    if calendar.is_session(today) and local.time() >= deadline:
+        return today
+    return calendar.previous_session(today)
+
+
+def session_of_tick(context: dg.ScheduleEvaluationContext, tz: str = OPS.timezone) -> date:
+    """The New York calendar date of a schedule tick (now, when evaluated by hand without a time)."""
+    tick = context.scheduled_execution_time or datetime.now(ZoneInfo(tz))
+    return tick.astimezone(ZoneInfo(tz)).date()
+
+
+# --- freshness ---------------------------------------------------------------------------------
+@dg.asset_check(
+    asset="price_history",
+    name=PRICE_HISTORY_FRESH,
+    blocking=False,
+    description=(
+        f"price_history of the session that just closed is recorded by {OPS.freshness_deadline} New York time on "
+        "session days (the previous session on holidays and weekends, so they never alarm). Reads the Dagster "
+        "instance only. Evaluated by the price_history_freshness_deadline schedule."
+    ),
+)
+def price_history_fresh(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    ops = load_ops_settings()
+    deadline = _deadline(ops)
+    now = datetime.now(ZoneInfo(ops.timezone))
+    due = expected_session(now, deadline, ops.timezone)
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("price_history"), asset_partitions=[due.isoformat()]), limit=1
+    ).records
+    due_at = datetime.combine(due, deadline, tzinfo=ZoneInfo(ops.timezone))
+    metadata: dict = {
+        "due_session": due.isoformat(),
+        "deadline": dg.MetadataValue.timestamp(due_at),
+        "evaluated_at": dg.MetadataValue.timestamp(now),
+    }
+    if records:
+        arrived = records[0].timestamp
+        metadata["materialized_at"] = dg.MetadataValue.timestamp(arrived)
+        metadata["arrived_late"] = arrived > due_at.timestamp()
+        metadata["run_id"] = records[0].run_id
+        return dg.AssetCheckResult(passed=True, metadata=metadata, description=f"session {due} is in")
+    return dg.AssetCheckResult(
+        passed=False,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata=metadata,
+        description=f"price_history for session {due} is not recorded (due by {due_at:%Y-%m-%d %H:%M %Z})",
+    )
+
+
+# --- jobs ------------------------------------------------------------------------------------------
+# Every asset and check of the graph except the wall-clock freshness check (it has its own job).
+TRADING_CYCLE_JOB = dg.define_asset_job(
+    TRADING_CYCLE_JOB_NAME,
+    selection=dg.AssetSelection.all() - dg.AssetSelection.checks(price_history_fresh),
+    executor_def=EXECUTOR,
+    description=(
+        "The whole trading graph (universe -> market data -> quality -> features -> agents -> Meta-Brain -> "
+        "risk gate, orders, positions, portfolio -> cycle summary) for the selected session(s). A range runs "
+        "as ONE run (single-run backfill policy) that walks the sessions in order."
+    ),
+    tags={"trading/job": TRADING_CYCLE_JOB_NAME},
+)
+
+FRESHNESS_JOB = dg.define_asset_job(
+    FRESHNESS_JOB_NAME,
+    selection=dg.AssetSelection.checks(price_history_fresh),
+    executor_def=EXECUTOR,
+    description="Evaluates the price_history freshness check (reads the Dagster instance only).",
+)
+
+
+# --- schedules -------------------------------------------------------------------------------------
+@dg.schedule(
+    name=DAILY_SCHEDULE_NAME,
+    cron_schedule=OPS.schedule_cron,
+    execution_timezone=OPS.timezone,
+    job=TRADING_CYCLE_JOB,
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+    description=(
+        "After the NYSE close (18:00 New York, Mon-Fri): one run of the whole graph for the session that just "
+        "closed; run key = the session, so no session runs twice; exchange holidays are skipped with a reason."
+    ),
+)
+def daily_close(context: dg.ScheduleEvaluationContext):
+    session = session_of_tick(context)
+    if not calendar.is_session(session):
+        return dg.SkipReason(f"{session} ({session:%A}) is not an NYSE session (exchange holiday): nothing to run")
+    key = session.isoformat()
+    return dg.RunRequest(run_key=key, partition_key=key, tags={"trading/source": "schedule", "trading/session": key})
+
+
+_hh, _mm = OPS.freshness_deadline.split(":")
+
+
+@dg.schedule(
+    name=FRESHNESS_SCHEDULE_NAME,
+    cron_schedule=f"{int(_mm)} {int(_hh)} * * 1-5",
+    execution_timezone=OPS.timezone,
+    job=FRESHNESS_JOB,
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+    description=f"At the freshness deadline ({OPS.freshness_deadline} New York, Mon-Fri): evaluates price_history_fresh once per due session.",
+)
+def price_history_freshness_deadline(context: dg.ScheduleEvaluationContext):
+    tick = context.scheduled_execution_time or datetime.now(ZoneInfo(OPS.timezone))
+    due = expected_session(tick, _deadline(OPS), OPS.timezone)
+    # run_key = the due session: on a holiday the due session is the one checked the day before -> no new run.
+    # dagster/priority: dequeued ahead of other waiting runs (it only reads the instance).
+    return dg.RunRequest(run_key=f"freshness-{due.isoformat()}", tags={"dagster/priority": "5", "trading/session": due.isoformat()})
+
+
+# --- run failures ----------------------------------------------------------------------------------
+def session_window_of_run(tags: dict) -> tuple[str | None, str | None]:
+    """(first, last) session of a run from its tags: a single partition or a single-run range."""
+    if "dagster/asset_partition_range_start" in tags:
+        return tags["dagster/asset_partition_range_start"], tags.get("dagster/asset_partition_range_end")
+    key = tags.get("dagster/partition")
+    return (key, key) if key else (None, None)
+
+
+def _assets_by_op(repository_def) -> dict[str, list[str]]:
+    if repository_def is None:
+        return {}
+    out: dict[str, list[str]] = {}
+    for assets_def in repository_def.assets_defs_by_key.values():
+        if assets_def.is_executable and assets_def.node_def is not None:
+            out.setdefault(assets_def.node_def.name, sorted({k.to_user_string() for k in assets_def.keys}))
+    return out
+
+
+def failure_payload(run, failure_message: str | None, step_failures: list, assets_by_op: dict[str, list[str]]) -> dict:
+    """The JSON recorded for a failed run: which session(s), which steps/assets, which errors."""
+    start, end = session_window_of_run(dict(run.tags))
+    steps = []
+    for ev in step_failures:
+        err = getattr(ev.event_specific_data, "error", None)
+        op = ev.step_key.split("[")[0] if ev.step_key else None
+        steps.append(
+            {
+                "step": ev.step_key,
+                "assets": assets_by_op.get(op or "", []),
+                "error_class": err.cls_name if err else None,
+                "error": (err.message.strip() if err else ev.message or "")[:2000],
+            }
+        )
+    return {
+        "run_id": run.run_id,
+        "job": run.job_name,
+        "session_start": start,
+        "session_end": end,
+        "source": run.tags.get("trading/source") or ("backfill" if run.tags.get("dagster/backfill") else None),
+        "retry_number": int(run.tags.get("dagster/retry_number", 0)),
+        "run_error": (failure_message or "")[:2000],
+        "failed_steps": steps,
+    }
+
+
+def post_webhook(url: str, payload: dict, timeout_s: float) -> str:
+    """POST the payload as JSON; returns 'HTTP <status>' or the error (never raises: the audit row is the record)."""
+    body = json.dumps({"event": "run_failure", **payload}, default=str).encode()
+    req = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout_s) as resp:
+            return f"HTTP {resp.status}"
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return f"error: {exc}"
+
+
+@dg.run_failure_sensor(
+    name=FAILURE_SENSOR_NAME,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Records every failed run (session, failed assets, error) in audit_log; POSTs it to TRADING_WEBHOOK_URL when set.",
+)
+def record_run_failure(context: dg.RunFailureSensorContext):
+    ops = load_ops_settings()
+    settings = load_settings()
+    run = context.dagster_run
+    payload = failure_payload(
+        run,
+        context.failure_event.message,
+        list(context.get_step_failure_events()),
+        _assets_by_op(context.repository_def),
+    )
+    end = payload["session_end"]
+    wh = Warehouse(settings.db_path, settings.audit_dir, lock_timeout_s=ops.audit_lock_timeout_s)
+    wh.ensure_schema()
+    # Raises if the writer lock cannot be had: the tick fails and the sensor retries the same run next tick.
+    wh.append_audit(
+        [{"event_type": "run_failure", "run_id": run.run_id, "date": date.fromisoformat(end) if end else None, "payload": payload}]
+    )
+    if ops.webhook_url:
+        outcome = post_webhook(ops.webhook_url, payload, ops.webhook_timeout_s)
+        (context.log.info if outcome.startswith("HTTP 2") else context.log.warning)(f"webhook {outcome}")
+
+
+JOBS = [TRADING_CYCLE_JOB, FRESHNESS_JOB]
+SCHEDULES = [daily_close, price_history_freshness_deadline]
+SENSORS = [record_run_failure]
+CHECKS = [price_history_fresh]

@@ -1,0 +1,173 @@
+"""The UI for real: a backfill launched through the webserver's GraphQL (what the UI's "Materialize
+all > partition range" does) becomes ONE run that succeeds; then headless Chromium shows every stage
+in the lineage graph, an asset's checks and the schedule, and saves the lineage screenshot."""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import date
+
+import pytest
+
+from trading_assets.settings import PROJECT_ROOT
+from trading_assets.domain import calendar
+from trading_assets_tests.ops.conftest import HISTORY_START, RUN_CONFIG
+from trading_assets_tests.ops.test_queue import run_state
+
+pytestmark = pytest.mark.slow  # dagster dev, real runs and a backfill through the daemon
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+STAGES = ["universe", "price_history", "corporate_actions", "data_quality", "features", "agent_outputs", "meta_decisions",
+          "risk_decisions", "orders", "positions", "portfolio", "cycle_summary"]  # fmt: skip
+SCREENSHOT = PROJECT_ROOT / "data" / "lineage.png"
+
+ASSET_NODES = """{ assetNodes { assetKey { path } isPartitioned groupName dependencyKeys { path }
+  assetChecksOrError { ... on AssetChecks { checks { name } } } } }"""
+# (asset, one of its upstream assets): the lineage the graph must draw
+EDGES = [("price_history", "universe"), ("data_quality", "price_history"), ("features", "data_quality"),
+         ("agent_outputs", "features"), ("meta_decisions", "agent_outputs"), ("risk_decisions", "meta_decisions"),
+         ("cycle_summary", "portfolio")]  # fmt: skip
+BACKFILL = """
+mutation($p: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $p) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on PythonError { message stack }
+    ... on PartitionSetNotFoundError { message }
+    ... on InvalidStepError { invalidStepKey }
+    ... on InvalidOutputError { stepKey invalidOutputName }
+  }
+}"""
+BACKFILL_STATE = "query($id: String!) { partitionBackfillOrError(backfillId: $id) { ... on PartitionBackfill { status runs { runId } } } }"
+# contiguous with the queue test's sessions (2024-01-02, 2024-01-03): the book is path dependent and
+# refuses a range whose previous session is missing
+RANGE = ("2024-01-04", "2024-01-10")
+RANGE2 = ("2024-01-11", "2024-01-18")
+
+
+def _nodes(dev) -> list[dict]:
+    return dev.graphql(ASSET_NODES)["assetNodes"]
+
+
+def test_graph_groups_and_checks_through_the_webserver(dagster_dev):
+    nodes = {"/".join(n["assetKey"]["path"]): n for n in _nodes(dagster_dev)}
+    assert set(STAGES) <= set(nodes)
+    groups = {k: nodes[k]["groupName"] for k in STAGES}
+    assert groups["universe"] == "reference" and groups["price_history"] == "market_data" and groups["cycle_summary"] == "portfolio"
+    for asset, upstream in EDGES:
+        assert upstream in {"/".join(d["path"]) for d in nodes[asset]["dependencyKeys"]}, (asset, upstream)
+    checks = {c["name"] for c in nodes["price_history"]["assetChecksOrError"]["checks"]}
+    assert "price_history_fresh" in checks and len(checks) >= 2
+
+
+def _materialized(dev, key: str) -> set[str]:
+    q = "query($k: AssetKeyInput!) { assetNodeOrError(assetKey: $k) { ... on AssetNode { materializedPartitionsAndStatus: assetPartitionStatuses { ... on TimePartitionStatuses { ranges { startKey endKey status } } } } } }"
+    node = dev.graphql(q, {"k": {"path": [key]}})["assetNodeOrError"]
+    out: set[str] = set()
+    for r in node["materializedPartitionsAndStatus"]["ranges"]:
+        if r["status"] == "MATERIALIZED":
+            out |= {d.isoformat() for d in calendar.sessions(date.fromisoformat(r["startKey"]), date.fromisoformat(r["endKey"]))}
+    return out
+
+
+def ensure_book_through(dev, day: str) -> None:
+    """Materialize every session from the history start to `day` that the book lacks (one range run)."""
+    from trading_assets_tests.ops.test_queue import launch_range, wait_done
+
+    needed = {d.isoformat() for d in calendar.sessions(HISTORY_START, date.fromisoformat(day))}
+    missing = sorted(needed - _materialized(dev, "portfolio"))
+    if missing:
+        states, _ = wait_done(dev, [launch_range(dev, "trading_cycle", missing[0], day)])
+        assert all(s["status"] == "SUCCESS" for s in states.values()), dev.tail()
+
+
+def test_a_range_launched_from_the_ui_is_one_run_that_walks_every_session(dagster_dev):
+    """Jobs > trading_cycle > Launchpad with the range tags (what `trading-cycle --start --end` does): ONE run."""
+    from trading_assets_tests.ops.test_queue import launch_range, wait_done
+
+    ensure_book_through(dagster_dev, calendar.previous_session(date.fromisoformat(RANGE[0])).isoformat())
+    run_id = launch_range(dagster_dev, "trading_cycle", *RANGE)
+    states, _ = wait_done(dagster_dev, [run_id])
+    assert states[run_id]["status"] == "SUCCESS", dagster_dev.tail()
+    runs = dagster_dev.graphql('{ runsOrError { ... on Runs { results { runId } } } }')["runsOrError"]["results"]
+    sessions = {d.isoformat() for d in calendar.sessions(date.fromisoformat(RANGE[0]), date.fromisoformat(RANGE[1]))}
+    for key in ("price_history", "features", "risk_decisions", "positions", "portfolio", "cycle_summary"):
+        assert sessions <= _materialized(dagster_dev, key), key
+    assert run_id in {r["runId"] for r in runs}
+
+
+def test_an_asset_backfill_from_the_ui_runs_each_range_once_and_succeeds(dagster_dev):
+    """The UI's "Materialize all" over a range (launchPartitionBackfill on every session asset).
+
+    Measured on Dagster 1.13: the asset-backfill daemon never puts a self-dependent asset in the same
+    run as other assets ("Self-dependant assets cannot be materialized in the same run as other
+    assets", dagster/_core/execution/asset_backfill.py), so the path-dependent book and what follows
+    it run as a second single run over the same whole range: at most two runs, never one per session.
+    """
+    # the book's previous sessions, and the universe (unpartitioned) the backfill trades on
+    ensure_book_through(dagster_dev, calendar.previous_session(date.fromisoformat(RANGE2[0])).isoformat())
+    selection = [{"path": n["assetKey"]["path"]} for n in _nodes(dagster_dev) if n["isPartitioned"]]
+    params = {
+        "partitionsByAssets": [{"assetKey": a, "partitions": {"range": {"start": RANGE2[0], "end": RANGE2[1]}}} for a in selection],
+        "runConfigData": RUN_CONFIG,
+        "tags": [{"key": "trading/source", "value": "ui-backfill"}],
+    }
+    out = dagster_dev.graphql(BACKFILL, {"p": params})["launchPartitionBackfill"]
+    assert out["__typename"] == "LaunchBackfillSuccess", out
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        state = dagster_dev.graphql(BACKFILL_STATE, {"id": out["backfillId"]})["partitionBackfillOrError"]
+        if state["status"] in ("COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"):
+            break
+        time.sleep(1)
+    assert state["status"] in ("COMPLETED", "COMPLETED_SUCCESS"), (state, dagster_dev.tail())
+    runs = [run_state(dagster_dev, r["runId"]) for r in state["runs"]]
+    assert 1 <= len(runs) <= 2
+    book_run = [r for r in runs if {"positions"} <= {"/".join(a["path"]) for a in r["assetSelection"]}]
+    assert len(book_run) == 1
+    for r in runs:
+        assert r["status"] == "SUCCESS"
+        tags = {t["key"]: t["value"] for t in r["tags"]}
+        assert (tags["dagster/asset_partition_range_start"], tags["dagster/asset_partition_range_end"]) == RANGE2  # the whole range in each run
+    sessions = {d.isoformat() for d in calendar.sessions(date.fromisoformat(RANGE2[0]), date.fromisoformat(RANGE2[1]))}
+    for a in selection:
+        assert sessions <= _materialized(dagster_dev, a["path"][0]), a
+
+
+@pytest.mark.browser
+def test_lineage_checks_and_schedule_in_chromium(dagster_dev):
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is absent: apt-get install chromium (.ci/run does)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1800, "height": 1100})
+
+            def goto(path: str) -> None:
+                page.goto(f"{dagster_dev.url}{path}", wait_until="domcontentloaded")
+                skip = page.get_by_role("button", name="Skip")  # a fresh instance asks to "Join the Dagster community"
+                try:
+                    skip.click(timeout=3000)
+                except sync_api.TimeoutError:
+                    pass
+
+            groups = sorted({n["groupName"] for n in _nodes(dagster_dev)})
+            goto("/asset-groups/?expanded=" + ",".join(f"global@global:{g}" for g in groups))  # every group open
+            for stage in STAGES:
+                page.get_by_text(stage, exact=True).first.wait_for(state="visible", timeout=60000)
+            page.wait_for_timeout(1500)  # let the layout settle before the screenshot
+            SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SCREENSHOT), full_page=True)
+            assert SCREENSHOT.stat().st_size > 20_000
+
+            goto("/assets/price_history?view=checks")
+            for check in ("price_history_not_empty", "price_history_fresh"):
+                page.get_by_text(check).first.wait_for(state="visible", timeout=60000)
+
+            goto("/automation")
+            page.get_by_text("daily_close", exact=True).first.wait_for(state="visible", timeout=60000)
+        finally:
+            browser.close()
