@@ -27,7 +27,7 @@ import dagster as dg
 import numpy as np
 import polars as pl
 
-from trading_assets.defs.partitions import PREVIOUS_SESSION, SAME_SESSION, SESSIONS, SINGLE_RUN, lookback, window_of
+from trading_assets.defs.partitions import SAME_SESSION, SESSIONS, SINGLE_RUN, lookback, window_of
 from trading_assets.defs.resources import PipelineConfig, WarehouseResource
 from trading_assets.domain import calendar
 from trading_assets.domain import execution as ex
@@ -286,13 +286,16 @@ def book_summary(warehouse: Warehouse, session: date) -> dict:
         dg.AssetSpec(
             "risk_decisions",
             group_name="decisions",
-            description="FINAL decision per (session, symbol) after the risk gate (domain/risk.py).",
+            description=(
+                "FINAL decision per (session, symbol) after the risk gate (domain/risk.py). Path dependent: the "
+                "book (this and orders, positions, portfolio) starts each window from its own state at the previous "
+                "session and refuses a window whose previous session is missing."
+            ),
             deps=[
                 dg.AssetDep("meta_decisions", partition_mapping=SAME_SESSION),
                 dg.AssetDep("features", partition_mapping=lookback(_CVAR_LOOKBACK)),
                 dg.AssetDep("price_history", partition_mapping=SAME_SESSION),
                 dg.AssetDep("universe"),
-                dg.AssetDep("risk_decisions", partition_mapping=PREVIOUS_SESSION),
             ],
         ),
         dg.AssetSpec("orders", group_name="portfolio", deps=["risk_decisions"],
@@ -305,14 +308,13 @@ def book_summary(warehouse: Warehouse, session: date) -> dict:
                 "orders",
                 dg.AssetDep("price_history", partition_mapping=SAME_SESSION),
                 dg.AssetDep("corporate_actions", partition_mapping=SAME_SESSION),
-                dg.AssetDep("positions", partition_mapping=PREVIOUS_SESSION),
             ],
         ),
         dg.AssetSpec(
             "portfolio",
             group_name="portfolio",
             description="NAV, daily return, drawdown, exposures and the trading state per session.",
-            deps=["positions", dg.AssetDep("portfolio", partition_mapping=PREVIOUS_SESSION)],
+            deps=["positions"],
         ),
     ],
     check_specs=[
