@@ -3,7 +3,10 @@ DuckDB file and a real Dagster instance, offline (synthetic market and the real 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import date
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
@@ -105,13 +108,13 @@ def test_real_sp500_folder_loads_in_one_run_and_every_listed_defect_is_flagged(d
     monkeypatch.setenv("TRADING_PROVIDERS", "local")
     monkeypatch.setenv("TRADING_LOCAL_DATA_DIR", str(shared_data / "prices"))
     monkeypatch.setenv("TRADING_UNIVERSE", str(shared_data / "sp500_sectors_2018.parquet"))
-    import importlib
-
-    import trading_assets.defs.partitions as partitions
-
-    importlib.reload(partitions)
-    result = _materialize([], "2013-02-08", "2018-02-07")
-    assert result.success
+    # A fresh process: the partitions start at TRADING_HISTORY_START, read when the definitions are imported.
+    code = (
+        "import sys; from trading_assets_tests.spine.test_spine_assets import _materialize; "
+        "sys.exit(0 if _materialize([], '2013-02-08', '2018-02-07').success else 1)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900, cwd=Path(__file__).parents[2])
+    assert proc.returncode == 0, proc.stderr[-3000:]
     wh = _wh(data_dir)
     n = wh.read("SELECT count(*) AS rows, count(DISTINCT symbol) AS symbols FROM price_history").row(0, named=True)
     assert n == {"rows": 619040, "symbols": 505}
