@@ -182,6 +182,18 @@ class Warehouse:
         finally:
             con.close()
 
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A write connection inside BEGIN ... COMMIT; ROLLBACK on any error (then re-raised)."""
+        with self.connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+
     def ensure_schema(self) -> None:
         """Create every table and view (idempotent)."""
         with self.connect() as con:
@@ -212,45 +224,27 @@ class Warehouse:
         bad = frame.filter((pl.col(date_column) < start) | (pl.col(date_column) > end)) if frame.height else frame
         if bad.height:
             raise ValueError(f"{table}: {bad.height} rows fall outside the window {start}..{end}")
-        with self.connect() as con:
-            con.execute("BEGIN TRANSACTION")
-            try:
-                where = f"{date_column} BETWEEN ? AND ?"
-                params: list = [start, end]
-                if symbols is not None:
-                    where += " AND symbol IN (SELECT unnest(?::VARCHAR[]))"
-                    params.append(list(symbols))
-                con.execute(f"DELETE FROM {table} WHERE {where}", params)
-                self._insert(con, table, frame)
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+        where = f"{date_column} BETWEEN ? AND ?"
+        params: list = [start, end]
+        if symbols is not None:
+            where += " AND symbol IN (SELECT unnest(?::VARCHAR[]))"
+            params.append(list(symbols))
+        with self.transaction() as con:
+            con.execute(f"DELETE FROM {table} WHERE {where}", params)
+            self._insert(con, table, frame)
         return frame.height
 
     def replace_table(self, table: str, frame: pl.DataFrame) -> int:
         """Replace a whole (unpartitioned) table in one transaction."""
-        with self.connect() as con:
-            con.execute("BEGIN TRANSACTION")
-            try:
-                con.execute(f"DELETE FROM {_ident(table)}")
-                self._insert(con, table, frame)
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+        with self.transaction() as con:
+            con.execute(f"DELETE FROM {_ident(table)}")
+            self._insert(con, table, frame)
         return frame.height
 
     def append(self, table: str, frame: pl.DataFrame) -> int:
         """INSERT only (append-only tables: provider_metrics, audit_log)."""
-        with self.connect() as con:
-            con.execute("BEGIN TRANSACTION")
-            try:
-                self._insert(con, table, frame)
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+        with self.transaction() as con:
+            self._insert(con, table, frame)
         return frame.height
 
     @staticmethod
