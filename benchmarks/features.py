@@ -1,17 +1,23 @@
 """Benchmark of the feature computation (prints figures; no assertions).
 
     /work/venv/bin/python benchmarks/features.py [--repeat 3] [--big 2000] [--no-warehouse]
+    /work/venv/bin/python benchmarks/features.py --chunk 50 --symbols 2000 [--window 1]
 
 1. compute_features on a seeded synthetic market of 250 symbols (+ the benchmark) x 1,260 sessions
    (target <= 3 s on a 2-core machine) and of 2,000 symbols x 1,260 sessions;
 2. the cost of "recompute from history_start every run": one daily run of the asset's work outside
    Dagster (read 1,260 sessions of 250 symbols from DuckDB, compute, replace one session's rows).
+--chunk K: instead, the asset's chunked computation (window_chunks, K symbols per chunk) of the last
+   --window sessions (0 = all) of --symbols symbols, once, in this fresh process, so the peak RSS it
+   prints is that computation's (with the market). Every run prints the process's peak RSS at the end
+   (resource.getrusage; /usr/bin/time -v gives the same "Maximum resident set size").
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -101,14 +107,43 @@ def daily_run_cost(bars: pl.DataFrame, actions: pl.DataFrame) -> dict[str, float
     return {"read": t1 - t0, "compute": t2 - t1, "write_one_session": t3 - t2, "total": t3 - t0}
 
 
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process so far, MB (Linux reports ru_maxrss in KB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def chunked_run(n_symbols: int, n_sessions: int, chunk: int, window: int) -> None:
+    from trading_assets.domain.features.compute import window_chunks
+
+    bars, actions = market(n_symbols, n_sessions)
+    days = bars["date"].unique().sort()
+    start, end = (days[-window] if window else days[0]), days[-1]
+    print(f"market {bars.height:,} bars: peak RSS so far {peak_rss_mb():.0f} MB")
+    t, c = time.perf_counter(), time.process_time()
+    chunks = window_chunks(bars, actions, "SPY", None, FeatureSettings(), start, end, chunk_symbols=chunk)
+    del bars
+    rows = sum(frame.height for frame in chunks)
+    print(
+        f"window_chunks {n_symbols} symbols (+SPY) x {n_sessions} sessions, window {start}..{end} ({rows:,} rows), "
+        f"{chunk} symbols per chunk: wall {time.perf_counter() - t:.2f} s, CPU {time.process_time() - c:.2f} s"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--sessions", type=int, default=1260)
     ap.add_argument("--big", type=int, default=2000, help="symbols of the large run (0 = skip)")
     ap.add_argument("--no-warehouse", action="store_true")
+    ap.add_argument("--chunk", type=int, default=0, help="symbols per chunk: run window_chunks instead (see above)")
+    ap.add_argument("--symbols", type=int, default=2000, help="symbols of the --chunk run")
+    ap.add_argument("--window", type=int, default=1, help="sessions of the --chunk run's window (0 = all)")
     args = ap.parse_args()
     print(f"polars {pl.__version__}, {os.cpu_count()} cores, {len(FEATURE_NAMES)} features")
+    if args.chunk:
+        chunked_run(args.symbols, args.sessions, args.chunk, args.window)
+        print(f"peak RSS {peak_rss_mb():.0f} MB")
+        return
     for n_symbols in [250] + ([args.big] if args.big else []):
         bars, actions = market(n_symbols, args.sessions)
         times, cpu = time_compute(bars, actions, args.repeat)
@@ -124,6 +159,7 @@ def main() -> None:
                 "daily run (DuckDB read of the whole history -> compute -> replace one session): "
                 + ", ".join(f"{k} {v:.2f} s" for k, v in cost.items())
             )
+    print(f"peak RSS {peak_rss_mb():.0f} MB (the largest compute_features run above holds the whole history's features)")
 
 
 if __name__ == "__main__":

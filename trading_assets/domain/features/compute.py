@@ -19,17 +19,26 @@ One lazy polars plan, no Python loop over symbols or dates:
 4. Provenance: history_rows = usable bars of the symbol up to and including t; quality_flagged;
    benchmark_available = the benchmark has a usable bar on session t.
 
+`compute_features` evaluates it as one plan over the whole history; `window_chunks` (what the asset
+uses) evaluates the same expressions on chunks of whole symbols and keeps only a window's rows, so
+its memory is one chunk's: the per-symbol steps only read the symbol's own rows (plus the benchmark's
+_lqb, which every chunk gets), and the cross-sectional step runs once over a narrow frame of its
+inputs for every symbol of the window's sessions. Its rows are compute_features' bit for bit.
+
 Deterministic: the output is sorted by (symbol, date) and depends only on the inputs and settings.
 Values for session t depend only on bars, actions and verdicts dated <= t (point in time).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import date
+
 import polars as pl
 
 from trading_assets.domain.features import benchmark as bm
 from trading_assets.domain.features._base import DV, MEMBER, RB, C, F, H, I, L, O, R, S, V, col, ts
-from trading_assets.domain.features.catalog import CATALOG, FEATURE_NAMES
+from trading_assets.domain.features.catalog import CATALOG, CROSS_SECTION_STAGE, FEATURE_NAMES
 from trading_assets.settings import FeatureSettings
 
 BAR_COLUMNS = ("date", "symbol", "open", "high", "low", "close", "volume")
@@ -108,24 +117,30 @@ def _usable() -> pl.Expr:
     return ok & v.is_not_null() & v.is_finite() & (v >= 0)
 
 
-def build_plan(
+def _flagged(bad_bars: pl.DataFrame | None) -> pl.DataFrame | None:
+    if bad_bars is None or not bad_bars.height:
+        return None
+    _require(bad_bars, ("date", "symbol"), "bad_bars")
+    return bad_bars.select(pl.col("date").cast(pl.Date), pl.col("symbol").cast(pl.String)).unique().with_columns(pl.lit(True).alias("_bad"))
+
+
+def _prepare(
     bars: pl.DataFrame,
-    actions: pl.DataFrame,
+    factors: pl.DataFrame,
     benchmark: str,
-    bad_bars: pl.DataFrame | None,
-    settings: FeatureSettings,
+    flagged: pl.DataFrame | None,
 ) -> pl.LazyFrame:
-    """The whole computation as one LazyFrame (see the module docstring); collect() it."""
+    """Steps 1-2 and the provenance inputs: every bar with F, S, _ok, the benchmark's ln Q on the
+    session (_lqb) and history_rows, in (symbol, date) order. Narrow (no feature yet). A symbol's
+    rows depend only on its own bars, actions and verdicts and on the benchmark's (through _lqb).
+    factors: adjustment_factors(actions); flagged: _flagged(bad_bars)."""
     base = _validated_bars(bars).lazy()
-    factors = adjustment_factors(actions).lazy()
     base = (
         base.sort("date", "symbol")
-        .join_asof(factors.sort("date", "symbol"), on="date", by="symbol", strategy="backward", check_sortedness=False)
+        .join_asof(factors.lazy().sort("date", "symbol"), on="date", by="symbol", strategy="backward", check_sortedness=False)
         .with_columns(pl.col(F).fill_null(1.0), pl.col(S).fill_null(1.0))
     )
-    if bad_bars is not None and bad_bars.height:
-        _require(bad_bars, ("date", "symbol"), "bad_bars")
-        flagged = bad_bars.select(pl.col("date").cast(pl.Date), pl.col("symbol").cast(pl.String)).unique().with_columns(pl.lit(True).alias("_bad"))
+    if flagged is not None:
         base = base.join(flagged.lazy(), on=["date", "symbol"], how="left")
     else:
         base = base.with_columns(pl.lit(None, dtype=pl.Boolean).alias("_bad"))
@@ -135,12 +150,24 @@ def build_plan(
         base.filter((pl.col("symbol") == benchmark) & pl.col(_OK))
         .select("date", (pl.col("close") / pl.col(F)).log().alias(_LQB))
     )
-    base = (
+    return (
         base.join(bench, on="date", how="left")
         .sort("symbol", "date")
         .with_columns(pl.col(_OK).cast(pl.Int32).cum_sum().over("symbol").alias("history_rows"))
     )
 
+
+_PER_SYMBOL_STAGES = sorted({f.stage for f in CATALOG if f.stage < CROSS_SECTION_STAGE})
+_XS_STAGES = sorted({f.stage for f in CATALOG if f.stage >= CROSS_SECTION_STAGE})
+XS_FEATURES = tuple(f.name for f in CATALOG if f.stage >= CROSS_SECTION_STAGE)
+# the per-symbol columns the cross-sectional stage reads (besides date, symbol and MEMBER)
+XS_INPUTS = tuple(dict.fromkeys(i for f in CATALOG if f.stage >= CROSS_SECTION_STAGE for i in f.inputs))
+
+
+def _per_symbol(base: pl.LazyFrame, benchmark: str, settings: FeatureSettings) -> pl.LazyFrame:
+    """Step 3, per-symbol part: the usable bars with the base series and every feature of the stages
+    before CROSS_SECTION_STAGE (each `.over("symbol")`, so a symbol's values depend on its own rows
+    and the benchmark's _lqb only: any subset of whole symbols gives the same values)."""
     good = base.filter(pl.col(_OK)).with_columns(
         pl.int_range(pl.len()).over("symbol").alias(I),
         (pl.col("close") / pl.col(F)).alias(C),
@@ -156,26 +183,42 @@ def build_plan(
         ts(pl.col(_LQB) - pl.col(_LQB).shift(1)).alias(RB),
     )
     good = good.with_columns(bm.window_sums())
-    # stages in order; cross-sections (the last stages) rank every symbol but the benchmark (an
-    # index fund is not a member, and its presence must not move the others' ranks)
-    for stage in sorted({f.stage for f in CATALOG}):
+    for stage in _PER_SYMBOL_STAGES:
         good = good.with_columns([f.build(settings).alias(f.name) for f in CATALOG if f.stage == stage])
-    rescale = [(col(f.name) * col(F)).alias(f.name) for f in CATALOG if f.unit == "price"]
-    rescale += [(col(f.name) * col(S)).alias(f.name) for f in CATALOG if f.unit == "shares"]
-    good = good.with_columns(rescale)
+    return good
 
-    provenance = [
+
+def _cross_section(good: pl.LazyFrame, settings: FeatureSettings) -> pl.LazyFrame:
+    """Step 3, cross-sectional part (the last stages): `.over("date")` across every symbol of the
+    session but the benchmark (an index fund is not a member, and its presence must not move the
+    others' ranks). Needs all the session's usable rows, in (symbol, date) order, with date, symbol,
+    MEMBER and XS_INPUTS."""
+    for stage in _XS_STAGES:
+        good = good.with_columns([f.build(settings).alias(f.name) for f in CATALOG if f.stage == stage])
+    return good
+
+
+def _provenance() -> list[pl.Expr]:
+    return [
         pl.col("history_rows").cast(pl.Int32),
         (~pl.col(_OK)).alias("quality_flagged"),
         pl.col(_LQB).is_not_null().alias("benchmark_available"),
     ]
+
+
+def _finish(good: pl.LazyFrame, base: pl.LazyFrame) -> pl.LazyFrame:
+    """Step 3's rescaling and step 4: output columns, the flagged rows merged back, (symbol, date) order."""
+    rescale = [(col(f.name) * col(F)).alias(f.name) for f in CATALOG if f.unit == "price"]
+    rescale += [(col(f.name) * col(S)).alias(f.name) for f in CATALOG if f.unit == "shares"]
+    good = good.with_columns(rescale)
+
     schema = output_schema()
-    good = good.select("date", "symbol", *FEATURE_NAMES, *provenance)
+    good = good.select("date", "symbol", *FEATURE_NAMES, *_provenance())
     bad = base.filter(~pl.col(_OK)).select(
         "date",
         "symbol",
         *(pl.lit(None, dtype=pl.Float64).alias(n) for n in FEATURE_NAMES),
-        *provenance,
+        *_provenance(),
     )
     # (symbol, date) order: the per-symbol order the frame already has, so this sort only merges
     # the flagged rows back in; a (date, symbol) sort of the whole wide frame would cost ~20% of the
@@ -183,6 +226,113 @@ def build_plan(
     return pl.concat([good, bad], how="vertical").sort("symbol", "date").select(
         *(pl.col(c).cast(t) for c, t in schema.items())
     )
+
+
+def build_plan(
+    bars: pl.DataFrame,
+    actions: pl.DataFrame,
+    benchmark: str,
+    bad_bars: pl.DataFrame | None,
+    settings: FeatureSettings,
+) -> pl.LazyFrame:
+    """The whole computation as one LazyFrame (see the module docstring); collect() it."""
+    base = _prepare(bars, adjustment_factors(actions), benchmark, _flagged(bad_bars))
+    good = _cross_section(_per_symbol(base, benchmark, settings), settings)
+    return _finish(good, base)
+
+
+# symbols per chunk of `window_chunks`. The per-symbol plan's working set is ~5 KB per bar (its
+# intermediates, not the output's 1.2 KB). Measured at 2,000 symbols x 1,260 sessions outside Dagster
+# (benchmarks/features.py --chunk): 25 -> 0.7 GB peak for a one-session window, slower (more plans);
+# 50 -> 0.75 GB; 100 -> 0.86 GB; the whole universe at once -> 5.5 GB.
+CHUNK_SYMBOLS = 50
+
+
+def _symbol_slices(bars: pl.DataFrame, chunk_symbols: int) -> list[tuple[int, int, pl.Series]]:
+    """(offset, length, symbols) row slices of `bars` (sorted by symbol), each of <= chunk_symbols
+    whole symbols."""
+    counts = bars.group_by("symbol", maintain_order=True).len()
+    out, offset = [], 0
+    for i in range(0, counts.height, chunk_symbols):
+        part = counts.slice(i, chunk_symbols)
+        length = int(part["len"].sum())
+        out.append((offset, length, part["symbol"]))
+        offset += length
+    return out
+
+
+def window_chunks(
+    bars: pl.DataFrame,
+    actions: pl.DataFrame,
+    benchmark: str,
+    bad_bars: pl.DataFrame | None,
+    settings: FeatureSettings,
+    start: date,
+    end: date,
+    symbols: list[str] | None = None,
+    chunk_symbols: int = CHUNK_SYMBOLS,
+) -> Iterator[pl.DataFrame]:
+    """compute_features(bars, ...) restricted to start <= date <= end (and to `symbols`, if given):
+    the same rows and values bit for bit, yielded in chunks of whole symbols (each chunk in (symbol,
+    date) order, chunks in symbol order), so memory holds one chunk's working set, not the history's.
+
+    bars: all the bars from the first session (recursive features need the whole past) of every
+    symbol of the cross-section (ranks are over all of them); fastest sorted by symbol (as
+    `read_window` returns them), else sorted here. The caller may drop its own reference to bars
+    once the first chunk is out: they are not used after that.
+    Per chunk, the chunk's bars plus the benchmark's (for _lqb) are adjusted (`_prepare`) and kept
+    (narrow). Pass 1: per chunk, only the columns the cross-sectional features read, on the window's
+    usable rows; concatenated in symbol order (the one-plan row order, so every session's sums add
+    in the same order) -> the cross-sectional features across all symbols of each session. Pass 2:
+    per chunk, every per-symbol feature, the window's rows joined with their cross-sectional values,
+    rescaled, flagged rows merged back in. (A bars duplicate is reported with its chunk's count.)
+    """
+    if chunk_symbols < 1:
+        raise ValueError(f"chunk_symbols must be >= 1, got {chunk_symbols}")
+    _require(bars, BAR_COLUMNS, "bars")
+    if bars.height == 0:
+        return
+    if bars["date"].null_count() or bars["symbol"].null_count():
+        raise ValueError("bars: date and symbol must not be null")
+    if bars["symbol"].dtype != pl.String:
+        bars = bars.with_columns(pl.col("symbol").cast(pl.String))
+    if not bars["symbol"].is_sorted():
+        bars = bars.sort("symbol", maintain_order=True)
+    factors = adjustment_factors(actions)
+    flagged = _flagged(bad_bars)
+    bench_bars = bars.filter(pl.col("symbol") == benchmark)
+    in_window = pl.col("date").is_between(start, end)
+
+    prepared: list[tuple[pl.Series, pl.DataFrame]] = []
+    narrow: list[pl.DataFrame] = []
+    for offset, length, names in _symbol_slices(bars, chunk_symbols):
+        chunk = bars.slice(offset, length)
+        if benchmark not in names:  # its rows give every symbol's benchmark return, then are dropped
+            chunk = pl.concat([chunk, bench_bars], how="vertical_relaxed")
+        base = _prepare(chunk, factors, benchmark, flagged).filter(pl.col("symbol").is_in(names.implode())).collect()
+        del chunk
+        prepared.append((names, base))
+        part = _per_symbol(base.lazy(), benchmark, settings).select("date", "symbol", MEMBER, *XS_INPUTS)
+        narrow.append(part.collect().filter(in_window))
+    del bars, bench_bars
+    xs = _cross_section(pl.concat(narrow).lazy(), settings).select("date", "symbol", *XS_FEATURES).collect()
+    del narrow
+
+    only = set(symbols) if symbols is not None else None
+    while prepared:
+        names, base = prepared.pop(0)
+        if only is not None:
+            names = names.filter(names.is_in(list(only)))
+            if names.is_empty():
+                continue
+            base = base.filter(pl.col("symbol").is_in(names.implode()))
+        good = _per_symbol(base.lazy(), benchmark, settings).collect().filter(in_window)
+        cross = xs.filter(pl.col("symbol").is_in(names.implode()))
+        if not (good["date"].equals(cross["date"]) and good["symbol"].equals(cross["symbol"])):
+            raise AssertionError("window_chunks: the two passes' rows differ")  # same rows, same order by construction
+        good = good.hstack(cross.select(XS_FEATURES).get_columns())
+        del cross
+        yield _finish(good.lazy(), base.filter(in_window).lazy()).collect()
 
 
 def compute_features(
