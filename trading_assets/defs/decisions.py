@@ -9,7 +9,7 @@ The benchmark gets no row.
 import dagster as dg
 import polars as pl
 
-from trading_assets.defs.partitions import SAME_SESSION, SESSIONS, SINGLE_RUN, run_window, window_of
+from trading_assets.defs.partitions import SAME_SESSION, SESSIONS, SINGLE_RUN, run_window, sessions_without_rows, window_of
 from trading_assets.defs.resources import PipelineConfig, WarehouseResource
 from trading_assets.defs.reference import benchmark_symbols, universe_symbols
 from trading_assets.domain import calendar, meta_brain, reasons
@@ -101,8 +101,7 @@ def meta_decisions_finite(context: dg.AssetCheckExecutionContext, warehouse: War
     start, end = run_window(context)
     rows = wh.read_window("decisions", start, end, order_by="date, symbol")
     bad = meta_brain.nonfinite_rows(rows)
-    seen = {str(d) for d in rows["date"].unique().to_list()} if rows.height else set()
-    empty = [str(d) for d in calendar.sessions(start, end) if str(d) not in seen]
+    empty = sessions_without_rows(rows["date"].to_list(), start, end)
     by_session = bad.group_by("date").agg(pl.col("symbol").sort()).sort("date")
     return dg.AssetCheckResult(
         passed=bad.height == 0 and not empty,

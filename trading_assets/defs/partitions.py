@@ -71,3 +71,10 @@ def run_window(context) -> tuple[date, date]:
         d = date.fromisoformat(key)
         return d, d
     raise dg.Failure("this check runs only inside a partitioned run (no partition or range in the run tags)")
+
+
+def sessions_without_rows(dates, start: date, end: date) -> list[str]:
+    """The sessions in [start, end] absent from `dates` (an iterable of dates), as ISO strings:
+    what a blocking "every session has rows" check reports."""
+    seen = set(dates)
+    return [d.isoformat() for d in calendar.sessions(start, end) if d not in seen]

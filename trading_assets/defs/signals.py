@@ -8,10 +8,9 @@ window's model_outputs rows -> metadata. One row per (session, symbol, agent), t
 import dagster as dg
 import polars as pl
 
-from trading_assets.defs.partitions import SAME_SESSION, SESSIONS, SINGLE_RUN, run_window, window_of
+from trading_assets.defs.partitions import SAME_SESSION, SESSIONS, SINGLE_RUN, run_window, sessions_without_rows, window_of
 from trading_assets.defs.reference import benchmark_symbols, universe_symbols
 from trading_assets.defs.resources import PipelineConfig, WarehouseResource
-from trading_assets.domain import calendar
 from trading_assets.domain.agents import AGENTS, REGIME_AGENT, agent_names, invalid_outputs, required_features, run_agents
 from trading_assets.store.warehouse import Warehouse
 
@@ -95,9 +94,7 @@ def agent_outputs_valid(context: dg.AssetCheckExecutionContext, warehouse: Wareh
     start, end = run_window(context)
     rows = wh.read_window("model_outputs", start, end, order_by="date, symbol, agent")
     bad = invalid_outputs(rows)
-    sessions = [str(d) for d in calendar.sessions(start, end)]
-    seen = {str(d) for d in rows["date"].unique().to_list()} if rows.height else set()
-    empty = [s for s in sessions if s not in seen]
+    empty = sessions_without_rows(rows["date"].to_list(), start, end)
     return dg.AssetCheckResult(
         passed=bad.height == 0 and not empty,
         metadata={
