@@ -12,7 +12,7 @@ import polars as pl
 from trading_assets.defs.partitions import SAME_SESSION, SESSIONS, SINGLE_RUN, run_window, sessions_without_rows, window_of
 from trading_assets.defs.resources import PipelineConfig, WarehouseResource
 from trading_assets.defs.reference import benchmark_symbols, universe_symbols
-from trading_assets.domain import calendar, meta_brain, reasons
+from trading_assets.domain import meta_brain, reasons
 from trading_assets.domain.agents import REGIME_AGENT
 
 META_DECISIONS_FINITE = "meta_decisions_finite"
