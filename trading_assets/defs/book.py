@@ -27,6 +27,7 @@ import dagster as dg
 import numpy as np
 import polars as pl
 
+from trading_assets.defs.summary import cycle_id_for as summary_cycle_id
 from trading_assets.defs.partitions import SAME_SESSION, SESSIONS, SINGLE_RUN, lookback, window_of
 from trading_assets.defs.resources import PipelineConfig, WarehouseResource
 from trading_assets.domain import calendar
@@ -59,8 +60,8 @@ _CVAR_LOOKBACK = 252  # partition mapping of the features dep (settings.risk.cva
 
 
 def cycle_id_for(day: date, settings: Settings) -> str:
-    """cycle_id of a session: "<date>-<settings_hash>" (docs/ARCHITECTURE.md, Identifiers)."""
-    return f"{day.isoformat()}-{settings.settings_hash()}"
+    """cycle_id of a session (the one formula lives in defs/summary.py)."""
+    return summary_cycle_id(day, settings.settings_hash())
 
 
 # --- reads ---------------------------------------------------------------------------------------
@@ -260,23 +261,6 @@ def _top(rd_day: pl.DataFrame, decision: str, n: int = 5) -> list[dict]:
              "current_weight": r["current_weight"], "approved_weight": r["approved_weight"],
              "order_quantity": r["order_quantity"], "reason_codes": r["reason_codes"]}
             for r in g.head(n).iter_rows(named=True)]
-
-
-def book_summary(warehouse: Warehouse, session: date) -> dict:
-    """The book's part of the cycle JSON for one session (the lead's cycle summary calls this):
-    {"performance": {nav, daily_return, drawdown}, "risk": {cvar, leverage, warnings}, "top_sells": [...]}.
-    top_sells: the session's EXECUTE_SELL decisions, largest weight change first (top 5)."""
-    port = warehouse.read("SELECT * FROM portfolio WHERE date = ?", [session])
-    if port.height == 0:
-        raise LookupError(f"no portfolio row for {session}: materialize the book for that session first")
-    p = port.row(0, named=True)
-    rd = warehouse.read("SELECT * FROM risk_decisions WHERE date = ? ORDER BY symbol", [session])
-    return {
-        "performance": {"nav": p["nav"], "daily_return": p["daily_return"], "drawdown": p["drawdown"]},
-        "risk": {"cvar": p["cvar_95"], "leverage": p["leverage"], "trading_state": p["trading_state"],
-                 "warnings": json.loads(p["warnings"]) if p.get("warnings") else []},
-        "top_sells": _top(rd, rc.EXECUTE_SELL) if rd.height else [],
-    }
 
 
 # --- the multi-asset -----------------------------------------------------------------------------

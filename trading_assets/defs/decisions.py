@@ -11,6 +11,7 @@ import polars as pl
 
 from trading_assets.defs.partitions import SAME_SESSION, SESSIONS, SINGLE_RUN, run_window, sessions_without_rows, window_of
 from trading_assets.defs.resources import PipelineConfig, WarehouseResource
+from trading_assets.defs.summary import cycle_id_for
 from trading_assets.defs.reference import benchmark_symbols, universe_symbols
 from trading_assets.domain import meta_brain, reasons
 from trading_assets.domain.agents import REGIME_AGENT
@@ -18,11 +19,6 @@ from trading_assets.domain.agents import REGIME_AGENT
 META_DECISIONS_FINITE = "meta_decisions_finite"
 META_DECISIONS_DISAGREEMENT = "meta_decisions_disagreement"
 DECISION_COLUMNS = (*meta_brain.DECISION_SCHEMA, "cycle_id", "run_id")
-
-
-def cycle_id(session, settings_hash: str) -> str:
-    """cycle_id of a session: f"{session}-{settings_hash}" (docs/ARCHITECTURE.md, Identifiers)."""
-    return f"{session.isoformat()}-{settings_hash}"
 
 
 def _round(x: float | None, digits: int = 6) -> float | None:
@@ -61,7 +57,7 @@ def meta_decisions(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     decided = meta_brain.decide(outputs, quality, settings.meta, exclude_symbols=benchmarks, regime_agent=REGIME_AGENT)
     s_hash = settings.settings_hash()
     decided = decided.with_columns(
-        cycle_id=pl.concat_str([pl.col("date").dt.strftime("%Y-%m-%d"), pl.lit(f"-{s_hash}")]),  # = cycle_id(date, s_hash)
+        cycle_id=pl.concat_str([pl.col("date").dt.strftime("%Y-%m-%d"), pl.lit(f"-{s_hash}")]),  # = cycle_id_for(date, s_hash)
         run_id=pl.lit(context.run.run_id),
     ).select(DECISION_COLUMNS)
     wh.replace_window("decisions", decided, start, end, symbols=symbols)
@@ -82,7 +78,7 @@ def meta_decisions(context: dg.AssetExecutionContext, warehouse: WarehouseResour
             "regime_last_session": (last["regime"].drop_nulls().first() if last.height else None) or "unknown",
             "regime_sessions": dg.MetadataValue.json({str(r): int(c) for r, c in regimes.rows()}),
             "high_disagreement_rows": meta_brain.high_disagreement_rows(decided).height,
-            "cycle_id_last_session": cycle_id(end, s_hash),
+            "cycle_id_last_session": cycle_id_for(end, s_hash),
         }
     )
 

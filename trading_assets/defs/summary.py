@@ -14,6 +14,7 @@ from trading_assets.domain.cycle_summary import build_cycle_summaries
 
 
 def cycle_id_for(session, settings_hash: str) -> str:
+    """cycle_id of a session: "<date>-<settings_hash>" (docs/ARCHITECTURE.md, Identifiers): the one formula."""
     return f"{session.isoformat()}-{settings_hash}"
 
 
