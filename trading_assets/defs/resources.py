@@ -11,7 +11,7 @@ import dagster as dg
 from pydantic import PrivateAttr
 
 from trading_assets.settings import Settings, load_settings
-from trading_assets.store.warehouse import Warehouse
+from trading_assets.store.warehouse import Warehouse, share_database, unshare_database
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -24,6 +24,7 @@ class WarehouseResource(dg.ConfigurableResource):
     run_lock_timeout_s: float = float(os.environ.get("TRADING_RUN_LOCK_TIMEOUT", "3600"))
 
     _lock_handle = PrivateAttr(default=None)
+    _shared_path = PrivateAttr(default=None)
 
     # One writing RUN at a time, whoever started it. The run queue (dagster.yaml) serializes runs
     # the daemon launches, but `trading-cycle` and tests execute in process, past the queue; and
@@ -61,8 +62,15 @@ class WarehouseResource(dg.ConfigurableResource):
         handle.write(json.dumps({"run_id": context.dagster_run.run_id, "pid": os.getpid()}))
         handle.flush()
         self._lock_handle = handle
+        # The run's steps share one open DuckDB database (store/warehouse.py: a daily cycle opened
+        # the file ~160 times, ~20 ms each); it is closed whenever idle, so readers still get in.
+        share_database(db_path)
+        self._shared_path = db_path
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._shared_path is not None:
+            unshare_database(self._shared_path)  # before the run lock is released: the checkpoint is the run's
+            self._shared_path = None
         handle = self._lock_handle
         if handle is not None:
             handle.seek(0)

@@ -12,6 +12,11 @@ Guarantees:
   non-finite floats, strings needing escapes) are formatted by `json.dumps` itself.
 - Readers open the file read-only and retry for a while when a writer holds DuckDB's file lock
   (DuckDB allows one writing process), then fail with a message that says so.
+- Inside a run (`share_database`, entered by the Dagster warehouse resource for the run's
+  duration) every connection of this process is a cursor on ONE open database instead of a fresh
+  open of the file: opening a 5-year file costs ~20 ms (its catalog is read each time) and a daily
+  cycle opened it ~160 times. The shared database is closed again after `idle_close_s` without an
+  open cursor, so a reader in another process (explain, a notebook) gets in during a long compute.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -143,6 +149,90 @@ def _is_lock_error(exc: Exception) -> bool:
     return any(m in str(exc) for m in _LOCK_MARKERS)
 
 
+class _SharedDatabase:
+    """One read-write DuckDB database of this process that connections share as cursors.
+
+    Opened on the first cursor, closed `idle_close_s` after the last cursor is released (so other
+    processes can open the file in between) and when the sharing ends. The schema is ensured once
+    per sharing, not on every resource access."""
+
+    def __init__(self, idle_close_s: float):
+        self.idle_close_s = idle_close_s
+        self.users = 1  # nested share_database calls on the same file
+        self.schema_ensured = False
+        self._db: duckdb.DuckDBPyConnection | None = None
+        self._active = 0
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+
+    def cursor(self, open_db) -> duckdb.DuckDBPyConnection:
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            if self._db is None:
+                self._db = open_db()
+            self._active += 1
+            return self._db.cursor()
+
+    def release(self, cursor: duckdb.DuckDBPyConnection) -> None:
+        cursor.close()
+        with self._lock:
+            self._active -= 1
+            if self._active == 0 and self._db is not None:
+                self._timer = threading.Timer(self.idle_close_s, self._close_if_idle)
+                self._timer.daemon = True
+                self._timer.start()
+
+    def _close_if_idle(self) -> None:
+        with self._lock:
+            if self._active == 0 and self._db is not None:
+                self._db.close()
+                self._db = None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            if self._db is not None:
+                self._db.close()  # DuckDB checkpoints the WAL into the file here
+                self._db = None
+
+
+_SHARED: dict[Path, _SharedDatabase] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def _shared_key(db_path: Path | str) -> Path:
+    return Path(db_path).resolve()
+
+
+def share_database(db_path: Path | str, idle_close_s: float = 0.5) -> None:
+    """From now on, connections of this process to `db_path` are cursors on one shared database
+    (see the module docstring) until the matching `unshare_database`. Nested calls are counted."""
+    key = _shared_key(db_path)
+    with _SHARED_LOCK:
+        if key in _SHARED:
+            _SHARED[key].users += 1
+        else:
+            _SHARED[key] = _SharedDatabase(idle_close_s)
+
+
+def unshare_database(db_path: Path | str) -> None:
+    """End one `share_database`; the last one closes the shared database (checkpointing it)."""
+    key = _shared_key(db_path)
+    with _SHARED_LOCK:
+        shared = _SHARED.get(key)
+        if shared is None:
+            return
+        shared.users -= 1
+        if shared.users > 0:
+            return
+        del _SHARED[key]
+    shared.close()
+
+
 class Warehouse:
     """One DuckDB file plus its JSONL audit mirror."""
 
@@ -159,6 +249,24 @@ class Warehouse:
             raise FileNotFoundError(f"no warehouse at {self.db_path}: run a cycle first (trading-cycle --test)")
         if not read_only:
             self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        shared = _SHARED.get(_shared_key(self.db_path)) if _SHARED else None
+        if shared is not None:
+            # a cursor of the run's shared read-write database (read-only callers only read)
+            con = shared.cursor(lambda: self._open(read_only=False))
+            try:
+                con.execute("SET enable_progress_bar = false")
+                yield con
+            finally:
+                shared.release(con)
+            return
+        con = self._open(read_only)
+        try:
+            yield con
+        finally:
+            con.close()
+
+    def _open(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+        """duckdb.connect, retried with backoff while another process holds the file lock."""
         deadline = time.monotonic() + self.lock_timeout_s
         delay = 0.05
         while True:
@@ -177,10 +285,7 @@ class Warehouse:
                     raise
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
-        try:
-            yield con
-        finally:
-            con.close()
+        return con
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -195,10 +300,15 @@ class Warehouse:
                 raise
 
     def ensure_schema(self) -> None:
-        """Create every table and view (idempotent)."""
+        """Create every table and view (idempotent; once per sharing of the database)."""
+        shared = _SHARED.get(_shared_key(self.db_path)) if _SHARED else None
+        if shared is not None and shared.schema_ensured:
+            return
         with self.connect() as con:
             for sql_file in sorted(SCHEMA_DIR.glob("*.sql")):
                 con.execute(sql_file.read_text())
+        if shared is not None:
+            shared.schema_ensured = True
 
     def ensure_columns(self, table: str, columns: dict[str, str]) -> None:
         """ALTER TABLE ADD COLUMN IF NOT EXISTS for each {name: sql_type} (used by the wide features table)."""

@@ -35,7 +35,9 @@ def test_default_instance_queues_one_run_at_a_time(tmp_path, monkeypatch):
 
 def test_postgres_instance_takes_a_psycopg2_url_from_the_environment(tmp_path):
     cfg = _config(tmp_path, "deploy/dagster-postgres.yaml")
-    assert cfg["storage"]["postgres"]["postgres_url"] == {"env": "DAGSTER_POSTGRES_URL"}
+    storage = cfg["storage"]["custom"]
+    assert (storage["module"], storage["class"]) == ("trading_assets.instance_storage", "PooledPostgresStorage")
+    assert storage["config"]["postgres_url"] == {"env": "DAGSTER_POSTGRES_URL"}
     assert cfg["concurrency"]["runs"]["max_concurrent_runs"] == 1
     text = (PROJECT_ROOT / "deploy" / "dagster-postgres.yaml").read_text()
     assert "postgresql+psycopg2://" in text

@@ -1,4 +1,4 @@
-"""The Dagster instance on a real PostgreSQL server (deploy/dagster-postgres.yaml, a
+"""The Dagster instance on a real PostgreSQL server (deploy/dagster-postgres.yaml: pooled connections, a
 `postgresql+psycopg2://` URL from DAGSTER_POSTGRES_URL, event batching on): a multi-year backfill in
 ONE run records the materialization of every partition of every session asset."""
 
@@ -33,6 +33,9 @@ def test_multi_year_backfill_on_postgres_records_every_partition(postgres_server
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        # PooledPostgresStorage: the engines keep connections (stock dagster-postgres: NullPool)
+        assert type(instance.event_log_storage._engine.pool).__name__ == "QueuePool"
+        assert type(instance.run_storage._engine.pool).__name__ == "QueuePool"
         run = instance.get_run_by_id(run_id)
         assert run.status == dg.DagsterRunStatus.SUCCESS
         assert (run.tags["dagster/asset_partition_range_start"], run.tags["dagster/asset_partition_range_end"]) == (str(START), str(END))

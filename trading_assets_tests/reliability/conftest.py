@@ -69,6 +69,29 @@ class GraphRun:
         }
 
 
+def _definitions_from(history_start: date):
+    """trading_assets.definitions with session partitions that start at history_start. The partitions
+    are built from TRADING_HISTORY_START when trading_assets.defs.partitions is imported, so a module
+    imported earlier under another start (another test package's environment) is reloaded, with
+    every module that bound its SESSIONS, in dependency order."""
+    import importlib
+
+    import trading_assets.defs.partitions as partitions
+
+    if partitions.SESSIONS.start.date() == history_start:
+        from trading_assets import definitions
+
+        return definitions
+    from trading_assets import defs as pkg
+
+    importlib.reload(partitions)
+    for name in ("reference", "summary", "market_data", "quality", "features", "signals", "decisions", "book", "automation"):
+        importlib.reload(importlib.import_module(f"{pkg.__name__}.{name}"))
+    from trading_assets import definitions
+
+    return importlib.reload(definitions)
+
+
 def trading_env(root: Path, providers: str = "synthetic", local_dir: Path | None = None, **extra: str) -> dict[str, str]:
     """The TRADING_* variables of a run into root/data."""
     env = {
@@ -113,12 +136,12 @@ def run_graph(
     """
     import dagster as dg
 
-    from trading_assets import definitions
     from trading_assets.defs.resources import PipelineConfig, WarehouseResource
 
     root.mkdir(parents=True, exist_ok=True)
     extra = {"TRADING_UNIVERSE": str(universe_file)} if universe_file else {}
     with _environment(trading_env(root, providers, local_dir, **extra)):
+        definitions = _definitions_from(HISTORY_START)
         data = root / "data"
         resources = {
             "warehouse": WarehouseResource(db_path=str(data / "trading.duckdb"), audit_dir=str(data / "audit")),
