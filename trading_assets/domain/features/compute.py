@@ -246,6 +246,9 @@ def build_plan(
 # (benchmarks/features.py --chunk): 25 -> 0.7 GB peak for a one-session window, slower (more plans);
 # 50 -> 0.75 GB; 100 -> 0.86 GB; the whole universe at once -> 5.5 GB.
 CHUNK_SYMBOLS = 50
+# windows of up to this many sessions are computed in one pass (`_window_chunks_one_pass`): their
+# rows are few enough to keep every feature of the window while the cross-section waits for all chunks
+ONE_PASS_MAX_SESSIONS = 63
 
 
 def _symbol_slices(bars: pl.DataFrame, chunk_symbols: int) -> list[tuple[int, int, pl.Series]]:
@@ -303,6 +306,10 @@ def window_chunks(
     bench_bars = bars.filter(pl.col("symbol") == benchmark)
     in_window = pl.col("date").is_between(start, end)
 
+    if bars.filter(in_window)["date"].n_unique() <= ONE_PASS_MAX_SESSIONS:
+        yield from _window_chunks_one_pass(bars, bench_bars, factors, flagged, benchmark, settings, in_window, symbols, chunk_symbols)
+        return
+
     prepared: list[tuple[pl.Series, pl.DataFrame]] = []
     narrow: list[pl.DataFrame] = []
     for offset, length, names in _symbol_slices(bars, chunk_symbols):
@@ -333,6 +340,49 @@ def window_chunks(
         good = good.hstack(cross.select(XS_FEATURES).get_columns())
         del cross
         yield _finish(good.lazy(), base.filter(in_window).lazy()).collect()
+
+
+def _window_chunks_one_pass(
+    bars: pl.DataFrame,
+    bench_bars: pl.DataFrame,
+    factors: pl.DataFrame,
+    flagged: pl.DataFrame | None,
+    benchmark: str,
+    settings: FeatureSettings,
+    in_window: pl.Expr,
+    symbols: list[str] | None,
+    chunk_symbols: int,
+) -> Iterator[pl.DataFrame]:
+    """window_chunks for a short window (a daily run): every per-symbol feature is computed ONCE per
+    chunk and the window's rows kept (small: <= ONE_PASS_MAX_SESSIONS sessions per symbol), instead
+    of a first pass for the cross-sectional inputs and a second for everything. The cross-sectional
+    step then reads those kept rows: the same rows in the same (chunk, symbol, date) order as the
+    two-pass path's narrow frames, so the values are the same bit for bit."""
+    kept: list[tuple[pl.DataFrame, pl.DataFrame]] = []
+    for offset, length, names in _symbol_slices(bars, chunk_symbols):
+        chunk = bars.slice(offset, length)
+        if benchmark not in names:
+            chunk = pl.concat([chunk, bench_bars], how="vertical_relaxed")
+        base = _prepare(chunk, factors, benchmark, flagged).filter(pl.col("symbol").is_in(names.implode())).collect()
+        del chunk
+        good = _per_symbol(base.lazy(), benchmark, settings).collect().filter(in_window)
+        kept.append((good, base.filter(in_window)))
+    del bars, bench_bars
+    narrow = [good.select("date", "symbol", MEMBER, *XS_INPUTS) for good, _ in kept]
+    xs = _cross_section(pl.concat(narrow).lazy(), settings).select(*XS_FEATURES).collect() if narrow else None
+    del narrow
+    only = set(symbols) if symbols is not None else None
+    offset = 0
+    for good, base in kept:
+        cross = xs.slice(offset, good.height)
+        offset += good.height
+        good = good.hstack(cross.get_columns())
+        if only is not None:
+            good = good.filter(pl.col("symbol").is_in(list(only)))
+            base = base.filter(pl.col("symbol").is_in(list(only)))
+            if base.height == 0:
+                continue
+        yield _finish(good.lazy(), base.lazy()).collect()
 
 
 def compute_features(
