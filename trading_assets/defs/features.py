@@ -36,6 +36,8 @@ CHECK_FINITE_FEATURES = "features_finite_outside_warmup"
 
 # DuckDB's buffer pool while the features window is written (see replace_window_in_chunks)
 WRITE_MEMORY_LIMIT = "1GB"
+# a window of up to this many rows is inserted from memory, a larger one staged through Parquet
+STAGE_IN_MEMORY_MAX_ROWS = 400_000
 
 _BAR_COLUMNS = ["date", "symbol", "open", "high", "low", "close", "volume"]
 
@@ -111,12 +113,21 @@ def replace_window_in_chunks(
     DuckDB 2.0: a transaction's own appended rows (INSERT from registered frames) stay in memory
     until COMMIT whatever memory_limit says (~1.2 GB per million 150-column rows), while one
     INSERT ... SELECT from a scan stays within the buffer pool's limit (WRITE_MEMORY_LIMIT).
+    Up to STAGE_IN_MEMORY_MAX_ROWS rows in all (a daily run, a 250-symbol backfill) are kept in memory
+    and inserted from Arrow instead (measured: 315k x 150 columns, 1.7 s instead of 3.0 s through
+    Parquet); a window that grows past it is staged in Parquet from its first chunk on.
     Returns the rows inserted."""
     inserted = 0
     wh.db_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{table}-stage-", dir=wh.db_path.parent) as tmp:
         files: list[str] = []
+        in_memory: list[pl.DataFrame] = []
         cols = None
+
+        def stage(frame: pl.DataFrame) -> None:
+            files.append(str(Path(tmp) / f"{len(files):05d}.parquet"))
+            frame.write_parquet(files[-1], compression="uncompressed", statistics=False)
+
         for frame in frames:
             if frame.height == 0:
                 continue
@@ -129,9 +140,14 @@ def replace_window_in_chunks(
                 cols = frame.columns
             elif frame.columns != cols:
                 raise ValueError(f"{table}: chunk columns differ: {frame.columns} vs {cols}")
-            files.append(str(Path(tmp) / f"{len(files):05d}.parquet"))
-            frame.write_parquet(files[-1], compression="uncompressed", statistics=False)
             inserted += frame.height
+            if files or inserted > STAGE_IN_MEMORY_MAX_ROWS:
+                while in_memory:  # past the limit: everything goes through Parquet, in chunk order
+                    stage(in_memory.pop(0))
+                stage(frame)
+            else:
+                in_memory.append(frame)
+            del frame
         with wh.connect() as con:
             limit = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
             con.execute(f"SET memory_limit = '{WRITE_MEMORY_LIMIT}'")
@@ -144,10 +160,17 @@ def replace_window_in_chunks(
                         where += " AND symbol IN (SELECT unnest(?::VARCHAR[]))"
                         params.append(list(symbols))
                     con.execute(f"DELETE FROM {table} WHERE {where}", params)
+                    col_sql = ", ".join(cols or [])
                     if files:
-                        col_sql = ", ".join(cols)
                         # files in chunk order, rows in file order: the table gets the chunks' order
                         con.execute(f"INSERT INTO {table} ({col_sql}) SELECT {col_sql} FROM read_parquet(?)", [files])
+                    elif in_memory:
+                        con.register("_incoming", pl.concat(in_memory).to_arrow())
+                        in_memory.clear()
+                        try:
+                            con.execute(f"INSERT INTO {table} ({col_sql}) SELECT {col_sql} FROM _incoming")
+                        finally:
+                            con.unregister("_incoming")
                     con.execute("COMMIT")
                 except BaseException:
                     try:

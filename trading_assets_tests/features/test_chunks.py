@@ -95,7 +95,11 @@ def _frames(n: int, fail_at: int | None = None):
         yield pl.DataFrame({"date": days, "symbol": [f"X{i}"] * 2, "history_rows": [1, 2], "rsi_14": [np.nan, float(i)]}).with_columns(pl.col("history_rows").cast(pl.Int32))
 
 
-def test_replace_window_in_chunks_is_one_transaction(warehouse):
+@pytest.mark.parametrize("in_memory_max_rows", [1_000_000, 0, 3])  # all in memory, all Parquet, switch mid-window
+def test_replace_window_in_chunks_is_one_transaction(warehouse, monkeypatch, in_memory_max_rows):
+    import trading_assets.defs.features as features_defs
+
+    monkeypatch.setattr(features_defs, "STAGE_IN_MEMORY_MAX_ROWS", in_memory_max_rows)
     warehouse.ensure_columns("features", {"rsi_14": "DOUBLE"})
     whole = pl.concat(list(_frames(3)))
     warehouse.replace_window("features", whole, date(2024, 1, 2), date(2024, 1, 3))
@@ -116,3 +120,6 @@ def test_replace_window_in_chunks_is_one_transaction(warehouse):
     assert warehouse.read("SELECT count(*) AS n FROM features")["n"][0] == 4
     nan = warehouse.read("SELECT rsi_14 FROM features WHERE symbol = 'X0' AND date = '2024-01-02'")["rsi_14"][0]
     assert np.isnan(nan)
+    # rows land in chunk order whichever way they were staged
+    replace_window_in_chunks(warehouse, "features", _frames(3), date(2024, 1, 2), date(2024, 1, 3))
+    assert warehouse.read("SELECT symbol FROM features")["symbol"].to_list() == ["X0", "X0", "X1", "X1", "X2", "X2"]
