@@ -10,7 +10,9 @@
 (b) the same asset and check bodies (domain code + DuckDB I/O) called in graph order WITHOUT Dagster:
     no instance, no event log, no run -- what Dagster costs is (a) minus (b);
 (c) one daily cycle through Dagster (the session after the backfill, on the backfilled warehouse);
-(d) 2,000 symbols x N years through Dagster on PostgreSQL, with the run process's peak RSS.
+(d) 2,000 symbols x N years through Dagster on PostgreSQL, with the run process's peak RSS and its
+    memory timeline: VmRSS sampled every 0.25 s, cut by the run's step start/end times into each step's
+    RSS at start -> peak -> end (which step holds the peak; what a step leaves to the next).
 
 Each Dagster measurement is a fresh `trading-cycle` process: "wall" includes Python start-up and the
 code import; "run" is the Dagster run's own start-to-end from the instance. A throw-away PostgreSQL
@@ -86,9 +88,67 @@ def cli_env(folder: Path, start: date, universe: Path, pg_url: str | None) -> di
     return env
 
 
+def _vm_rss_mb(pid: int) -> float | None:
+    """VmRSS of a live process in MB (None once it has exited: a zombie's status has no VmRSS line)."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+class RssSampler:
+    """Samples a child's VmRSS every `period` s on a thread: a list of (epoch seconds, MB), the clock the
+    instance's step stats use, so each step's memory can be read off the run's own step times."""
+
+    def __init__(self, pid: int, period: float = 0.25):
+        import threading
+
+        self.pid, self.period, self.samples = pid, period, []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            mb = _vm_rss_mb(self.pid)
+            if mb is not None:
+                self.samples.append((time.time(), mb))
+            self._stop.wait(self.period)
+
+    def stop(self) -> list[tuple[float, float]]:
+        self._stop.set()
+        self._thread.join()
+        return self.samples
+
+
+def rss_by_step(samples: list[tuple[float, float]], stats: dict[str, tuple[float, float]]) -> list[dict]:
+    """Per step (in start order): peak RSS over the samples inside [start, end] and the RSS at its start
+    and end (the last sample at or before each time: the memory the step found and the memory it left)."""
+    import bisect
+
+    times = [t for t, _ in samples]
+
+    def at(t: float) -> float | None:
+        i = bisect.bisect_right(times, t) - 1
+        return samples[i][1] if i >= 0 else None
+
+    rows = []
+    for key, (t0, t1) in sorted(stats.items(), key=lambda kv: kv[1][0]):
+        inside = [mb for t, mb in samples if t0 <= t <= t1]
+        ends = [v for v in (at(t0), at(t1)) if v is not None]
+        rows.append({"step": key, "start_s": t0, "end_s": t1, "start_mb": at(t0), "end_mb": at(t1),
+                     "peak_mb": max(inside + ends) if inside or ends else None})  # fmt: skip
+    return rows
+
+
 def run_cli_rss(args: list[str], env: dict[str, str]) -> dict:
-    """One trading-cycle process: wall seconds, the run's own seconds (instance), and the peak RSS of exactly
-    that process (os.wait4 returns the child's own rusage; ru_maxrss is KiB on Linux)."""
+    """One trading-cycle process: wall seconds, the run's own seconds (instance), the peak RSS of exactly
+    that process (os.wait4 returns the child's own rusage; ru_maxrss is KiB on Linux), and its VmRSS
+    timeline (sampled every 0.25 s) cut by the run's step times."""
     import subprocess
 
     import dagster as dg
@@ -96,7 +156,9 @@ def run_cli_rss(args: list[str], env: dict[str, str]) -> dict:
     t0 = time.perf_counter()
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen([str(VENV_BIN / "trading-cycle"), *args], env=env, cwd=env["TRADING_DATA_DIR"], stdout=out, stderr=err, text=True)
+        sampler = RssSampler(proc.pid)
         _, status, usage = os.wait4(proc.pid, 0)
+        samples = sampler.stop()
         proc.returncode = os.waitstatus_to_exitcode(status)
         wall = time.perf_counter() - t0
         out.seek(0), err.seek(0)
@@ -113,8 +175,29 @@ def run_cli_rss(args: list[str], env: dict[str, str]) -> dict:
         rec = instance.get_run_record_by_id(run_id)
         run_s = (rec.end_time or 0) - (rec.start_time or 0)
         # where the run's time goes: each step's own duration from the event log
-        steps = {s.step_key: (s.end_time or 0) - (s.start_time or 0) for s in instance.get_run_step_stats(run_id)}
-    return {"wall_s": wall, "run_s": run_s, "run_id": run_id, "rss_mb": usage.ru_maxrss / 1024, "steps": steps}
+        stats = {s.step_key: (s.start_time or 0, s.end_time or 0) for s in instance.get_run_step_stats(run_id)}
+    steps = {k: e - s for k, (s, e) in stats.items()}
+    return {"wall_s": wall, "run_s": run_s, "run_id": run_id, "rss_mb": usage.ru_maxrss / 1024, "steps": steps,
+            "run_start": rec.start_time, "run_end": rec.end_time, "samples": samples, "rss_steps": rss_by_step(samples, stats)}  # fmt: skip
+
+
+def _rss_lines(r: dict) -> list[str]:
+    """The memory timeline as printed lines: each step's RSS at start -> peak -> end (MB), in run order,
+    the step that holds the sampled peak, and the RSS before the first step (start-up and import)."""
+    rows, samples = r.get("rss_steps") or [], r.get("samples") or []
+    if not samples:
+        return ["    rss timeline: no samples"]
+    peak_t, peak_mb = max(samples, key=lambda s: s[1])
+    where = next((row["step"] for row in rows if row["start_s"] <= peak_t <= row["end_s"]), "outside steps")
+    first = rows[0]["start_s"] if rows else peak_t
+    before = max((mb for t, mb in samples if t < first), default=0.0)
+    f = lambda v: "?" if v is None else f"{v:.0f}"  # noqa: E731
+    lines = [f"    rss timeline ({len(samples)} samples every 0.25 s): sampled peak {peak_mb:.0f} MB in {where}; "
+             f"before the first step {before:.0f} MB; end of run {f(samples[-1][1])} MB"]  # fmt: skip
+    lines.append("    rss per step (MB, start -> peak -> end, seconds):")
+    lines += [f"      {row['step']:<58} {f(row['start_mb']):>6} -> {f(row['peak_mb']):>6} -> {f(row['end_mb']):>6}  "
+              f"{row['end_s'] - row['start_s']:6.1f} s" for row in rows]  # fmt: skip
+    return lines
 
 
 def _top_steps(r: dict, n: int = 6) -> str:
@@ -281,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"(d) {args.big_symbols} symbols through Dagster on PostgreSQL: wall {d['wall_s']:.1f} s, run {d['run_s']:.1f} s, "
                   f"peak RSS {d['rss_mb']:.0f} MB")  # fmt: skip
             print(f"    steps (s): {_top_steps(d)}")
+            print("\n".join(_rss_lines(d)))
     finally:
         if pg:
             pg.stop()
@@ -299,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     if a and "d" in results:
         d = results["d"]
         print(f"  (d) {d['run_s']:.1f} s <= 8 x (a) = {8 * a['run_s']:.1f} s: {d['run_s'] <= 8 * a['run_s']}; peak RSS {d['rss_mb']:.0f} MB <= 4096: {d['rss_mb'] <= 4096}")
-    print(json.dumps({k: {kk: vv for kk, vv in v.items() if kk != "steps"} for k, v in results.items()}, default=str))
+    print(json.dumps({k: {kk: vv for kk, vv in v.items() if kk not in ("steps", "samples", "rss_steps")} for k, v in results.items()}, default=str))
     return 0
 
 

@@ -4,13 +4,22 @@ Read the window's model_outputs and data_quality_log -> domain.meta_brain.decide
 run_id -> replace the window's decisions rows -> metadata. Stateless: the decision is relative to a
 flat long-only book (docs/ARCHITECTURE.md); the risk gate compares targets with the current position.
 The benchmark gets no row.
+
+Blocks of sessions: a decision uses the same session's rows only (domain/meta_brain.py), so the window
+is read, decided and staged one block of whole sessions at a time (`signals.session_blocks`) with the
+same rows as one pass, and the blocks replace the window in ONE transaction (`replace_window_in_chunks`).
 """
+
+from collections.abc import Iterator
+from datetime import date
 
 import dagster as dg
 import polars as pl
 
+from trading_assets.defs.features import replace_window_in_chunks
 from trading_assets.defs.partitions import SAME_SESSION, SESSIONS, SINGLE_RUN, run_window, sessions_without_rows, window_of
 from trading_assets.defs.resources import PipelineConfig, WarehouseResource
+from trading_assets.defs.signals import session_blocks
 from trading_assets.defs.summary import cycle_id_for
 from trading_assets.defs.reference import benchmark_symbols, universe_symbols
 from trading_assets.domain import meta_brain, reasons
@@ -27,6 +36,30 @@ def _round(x: float | None, digits: int = 6) -> float | None:
 
 def _rounded(top: list[dict]) -> list[dict]:
     return [{**t, "mu_hat": _round(t["mu_hat"], 7), "sigma_hat": _round(t["sigma_hat"]), "conviction": _round(t["conviction"], 4)} for t in top]
+
+
+class _DecisionStats:
+    """What the metadata needs from the written rows, accumulated block by block (disjoint sessions)."""
+
+    def __init__(self, end: date) -> None:
+        self.end = end
+        self.rows = self.high_disagreement = 0
+        self.symbols: set[str] = set()
+        self.counts = {d: 0 for d in reasons.DECISIONS}
+        self.regime_sessions: dict[str | None, int] = {}
+        self.last = pl.DataFrame(schema=meta_brain.DECISION_SCHEMA)  # the window's last session
+
+    def add(self, decided: pl.DataFrame) -> None:
+        self.rows += decided.height
+        self.symbols.update(decided["symbol"].unique().to_list())
+        for d, c in meta_brain.decision_counts(decided).items():
+            self.counts[d] += c
+        for r, c in decided.group_by("date").agg(pl.col("regime").first()).group_by("regime").len().rows():
+            self.regime_sessions[r] = self.regime_sessions.get(r, 0) + c
+        self.high_disagreement += meta_brain.high_disagreement_rows(decided).height
+        last = decided.filter(pl.col("date") == self.end)
+        if last.height:
+            self.last = last
 
 
 @dg.asset(
@@ -49,35 +82,44 @@ def meta_decisions(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     start, end, sessions = window_of(context)
     symbols = universe_symbols(wh, pipeline)
     benchmarks = benchmark_symbols(wh, settings.benchmark)
-    outputs = wh.read_window(
-        "model_outputs", start, end, symbols=symbols,
-        columns=["date", "symbol", "agent", "mu", "sigma", "confidence", "state"], order_by="date, symbol, agent",
-    )  # fmt: skip
-    quality = wh.read_window("data_quality_log", start, end, symbols=symbols, columns=["date", "symbol", "passed"], order_by="date, symbol")
-    decided = meta_brain.decide(outputs, quality, settings.meta, exclude_symbols=benchmarks, regime_agent=REGIME_AGENT)
     s_hash = settings.settings_hash()
-    decided = decided.with_columns(
-        cycle_id=pl.concat_str([pl.col("date").dt.strftime("%Y-%m-%d"), pl.lit(f"-{s_hash}")]),  # = cycle_id_for(date, s_hash)
-        run_id=pl.lit(context.run.run_id),
-    ).select(DECISION_COLUMNS)
-    wh.replace_window("decisions", decided, start, end, symbols=symbols)
+    stats = _DecisionStats(end)
 
-    last = decided.filter(pl.col("date") == end)
-    regimes = decided.group_by("date").agg(pl.col("regime").first()).group_by("regime").len().sort("regime")
+    def blocks() -> Iterator[pl.DataFrame]:
+        for lo, hi in session_blocks(sessions, len(symbols)):
+            outputs = wh.read_window(
+                "model_outputs", lo, hi, symbols=symbols,
+                columns=["date", "symbol", "agent", "mu", "sigma", "confidence", "state"], order_by="date, symbol, agent",
+            )  # fmt: skip
+            quality = wh.read_window("data_quality_log", lo, hi, symbols=symbols, columns=["date", "symbol", "passed"], order_by="date, symbol")
+            decided = meta_brain.decide(outputs, quality, settings.meta, exclude_symbols=benchmarks, regime_agent=REGIME_AGENT)
+            del outputs, quality
+            decided = decided.with_columns(
+                cycle_id=pl.concat_str([pl.col("date").dt.strftime("%Y-%m-%d"), pl.lit(f"-{s_hash}")]),  # = cycle_id_for(date, s_hash)
+                run_id=pl.lit(context.run.run_id),
+            ).select(DECISION_COLUMNS)
+            stats.add(decided)
+            yield decided
+
+    replace_window_in_chunks(wh, "decisions", blocks(), start, end, symbols=symbols)
+    last = stats.last
+
     n = settings.meta.top_n
     return dg.MaterializeResult(
         metadata={
             "window": f"{start}..{end}",
             "sessions": len(sessions),
-            "rows": decided.height,
-            "symbols": decided["symbol"].n_unique() if decided.height else 0,
-            "decision_counts": dg.MetadataValue.json(meta_brain.decision_counts(decided)),
+            "rows": stats.rows,
+            "symbols": len(stats.symbols),
+            "decision_counts": dg.MetadataValue.json(stats.counts),
             "decision_counts_last_session": dg.MetadataValue.json(meta_brain.decision_counts(last)),
             "top_buys": dg.MetadataValue.json(_rounded(meta_brain.top_decisions(last, reasons.EXECUTE_BUY, n))),
             "top_sells": dg.MetadataValue.json(_rounded(meta_brain.top_decisions(last, reasons.EXECUTE_SELL, n))),
             "regime_last_session": (last["regime"].drop_nulls().first() if last.height else None) or "unknown",
-            "regime_sessions": dg.MetadataValue.json({str(r): int(c) for r, c in regimes.rows()}),
-            "high_disagreement_rows": meta_brain.high_disagreement_rows(decided).height,
+            "regime_sessions": dg.MetadataValue.json(
+                {str(r): int(c) for r, c in sorted(stats.regime_sessions.items(), key=lambda kv: (kv[0] is not None, kv[0] or ""))}
+            ),
+            "high_disagreement_rows": stats.high_disagreement,
             "cycle_id_last_session": cycle_id_for(end, s_hash),
         }
     )
@@ -95,7 +137,7 @@ def meta_decisions(context: dg.AssetExecutionContext, warehouse: WarehouseResour
 def meta_decisions_finite(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
     wh = warehouse.get()
     start, end = run_window(context)
-    rows = wh.read_window("decisions", start, end, order_by="date, symbol")
+    rows = wh.read_window("decisions", start, end, columns=["date", "symbol", "pre_risk_decision", *meta_brain.FINITE_COLUMNS], order_by="date, symbol")
     bad = meta_brain.nonfinite_rows(rows)
     empty = sessions_without_rows(rows["date"].to_list(), start, end)
     by_session = bad.group_by("date").agg(pl.col("symbol").sort()).sort("date")

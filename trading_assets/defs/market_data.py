@@ -10,6 +10,7 @@ from datetime import datetime
 import dagster as dg
 import polars as pl
 
+from trading_assets.defs.features import replace_window_in_chunks
 from trading_assets.defs.reference import universe_symbols
 from trading_assets.defs.partitions import SESSIONS, SINGLE_RUN, run_window, window_of
 from trading_assets.defs.resources import PipelineConfig, WarehouseResource
@@ -72,6 +73,9 @@ def market_data(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
         raise dg.Failure(f"provider configuration: {exc}") from exc
     router = DataRouter(providers, seed=settings.seed, metrics_history=history)
     result = router.route(symbols, start, end)
+    # the synthetic provider caches every symbol's whole path since 2000 (~0.35 MB a symbol): free it
+    # before the bars are copied and written (this generator's locals live until the step ends)
+    del router, providers
 
     now = datetime.now()
     metrics = result.metrics if isinstance(result.metrics, pl.DataFrame) else pl.DataFrame(result.metrics)
@@ -103,15 +107,20 @@ def market_data(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
         )
 
     on_calendar = set(sessions)
-    bars = result.bars.filter(pl.col("date").is_between(start, end))
+    routed_bars, routed_actions, unserved = result.bars, result.actions, result.unserved
+    del result  # one live copy of the bars at a time
+    bars = routed_bars.filter(pl.col("date").is_between(start, end))
+    del routed_bars
     off_calendar = bars.filter(~pl.col("date").is_in(sorted(on_calendar)))
     if off_calendar.height:
         context.log.warning(f"{off_calendar.height} bars dated off the NYSE calendar are kept out: {off_calendar.head(5).rows()}")
         bars = bars.filter(pl.col("date").is_in(sorted(on_calendar)))
     bars = bars.with_columns(pl.lit(run_id).alias("run_id"), pl.lit(now).alias("ingested_at")).sort("date", "symbol")
-    wh.replace_window("price_history", bars, start, end)
+    # staged through Parquet into one INSERT ... SELECT (defs/features.py): no Arrow copy of the
+    # frame, and DuckDB's buffer pool bounded while the window's rows go in (one transaction)
+    replace_window_in_chunks(wh, "price_history", [bars], start, end)
 
-    actions = result.actions.filter(pl.col("date").is_between(start, end)).with_columns(pl.lit(run_id).alias("run_id"))
+    actions = routed_actions.filter(pl.col("date").is_between(start, end)).with_columns(pl.lit(run_id).alias("run_id"))
     actions = actions.sort("date", "symbol", "action")
     wh.replace_window("corporate_actions", actions, start, end)
 
@@ -131,7 +140,7 @@ def market_data(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
             "window": f"{start}..{end}",
             "provider_mix": dg.MetadataValue.json({p: {"rows": r, "symbols": s} for p, r, s in mix.rows()}),
             "provider_attempts": dg.MetadataValue.md(attempts_md),
-            "unserved_symbols": dg.MetadataValue.json(sorted(result.unserved)),
+            "unserved_symbols": dg.MetadataValue.json(sorted(unserved)),
             "duplicates_received": int(bars["duplicate_count"].sum()),
             "synthetic": bool(bars["is_synthetic"].any()),
         },

@@ -3,22 +3,40 @@
 The asset reads the bars it needs (the window plus a trailing lookback, never anything after the
 window), calls the pure quality agent, and writes data_quality_log. A single bad symbol is flagged
 and later REJECTed; only a session where a large share of the universe fails stops the graph.
+
+Chunks of symbols: every rule reads one symbol's own bars and actions (domain/quality.py), so the
+bars are read and assessed a chunk of symbols at a time, with the calendar (hence session indexes,
+LATE_START) from the first bar of ALL symbols, which gives the rows of one pass; the chunks replace
+the window in ONE transaction (`replace_window_in_chunks`).
 """
 
 
 import json
+from collections.abc import Iterator
 
 import dagster as dg
 import polars as pl
 
+from trading_assets.defs.features import replace_window_in_chunks
 from trading_assets.defs.reference import universe_symbols
 from trading_assets.defs.partitions import SESSIONS, SINGLE_RUN, lookback, run_window, window_of
 from trading_assets.defs.resources import PipelineConfig, WarehouseResource
 from trading_assets.domain import calendar
-from trading_assets.domain.quality import assess_quality
+from trading_assets.domain.quality import OUTPUT_SCHEMA as QUALITY_SCHEMA, assess_quality
 
 QUALITY_SHARE_WITHIN_LIMIT = "quality_failing_share_within_limit"
 QUALITY_FAILING_SYMBOLS = "quality_failing_symbols"
+# bars (session x symbol rows, lookback included) assessed at a time: assess_quality's working set is
+# ~40 columns per bar and grid row (~2 KB per bar at 2,000 symbols x 5 years in one pass)
+BARS_PER_CHUNK = 500_000
+# what assess_quality reads of price_history (domain/quality.py BAR_COLUMNS and OPTIONAL_BAR_COLUMNS)
+_BAR_READ = ["date", "symbol", "open", "high", "low", "close", "adj_close", "volume", "provider", "is_synthetic", "duplicate_count"]
+
+
+def symbol_chunks(symbols: list[str], n_sessions: int, bars: int = BARS_PER_CHUNK) -> list[list[str]]:
+    """The symbols in consecutive chunks of max(1, bars // n_sessions) (every symbol exactly once)."""
+    k = max(1, bars // max(1, n_sessions))
+    return [symbols[i : i + k] for i in range(0, len(symbols), k)]
 
 
 def _unserved_symbols(wh, start, end) -> list[str]:
@@ -57,24 +75,39 @@ def data_quality(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     symbols = universe_symbols(wh, pipeline)
     n_back = getattr(settings.quality, "lookback_sessions", 60)
     read_from = calendar.lookback_start(start, n_back)
-    bars = wh.read_window("price_history", read_from, end, symbols=symbols, order_by="date, symbol")
-    actions = wh.read_window("corporate_actions", read_from, end, symbols=symbols, order_by="date, symbol")
-    first = bars["date"].min() if bars.height else start
-    cal = calendar.sessions(min(first, start), end)
+    first = wh.read(
+        "SELECT min(date) AS d FROM price_history WHERE date BETWEEN ? AND ? AND symbol IN (SELECT unnest(?::VARCHAR[]))",
+        [read_from, end, symbols],
+    )["d"][0]
+    cal = calendar.sessions(min(first or start, start), end)  # of all symbols: the same for every chunk
     unserved = _unserved_symbols(wh, start, end)
-    log = assess_quality(
-        bars=bars,
-        actions=actions,
-        sessions=cal,
-        symbols=symbols,
-        window_start=start,
-        window_end=end,
-        settings=settings.quality,
-        unserved=unserved,
-    ).with_columns(pl.lit(context.run.run_id).alias("run_id"))
-    wh.replace_window("data_quality_log", log, start, end)
+    failed_parts, stats = [], {"rows": 0, "score_sum": 0.0}
 
-    failed = log.filter(~pl.col("passed"))
+    def chunks() -> Iterator[pl.DataFrame]:
+        for chunk in symbol_chunks(symbols, len(cal)):
+            bars = wh.read_window("price_history", read_from, end, symbols=chunk, columns=_BAR_READ, order_by="date, symbol")
+            actions = wh.read_window(
+                "corporate_actions", read_from, end, symbols=chunk, columns=["date", "symbol", "action", "price_factor"], order_by="date, symbol"
+            )
+            log = assess_quality(
+                bars=bars,
+                actions=actions,
+                sessions=cal,
+                symbols=chunk,
+                window_start=start,
+                window_end=end,
+                settings=settings.quality,
+                unserved=unserved,
+            ).with_columns(pl.lit(context.run.run_id).alias("run_id"))
+            del bars, actions
+            stats["rows"] += log.height
+            stats["score_sum"] += float(log["score"].sum())
+            failed_parts.append(log.filter(~pl.col("passed")))
+            yield log
+
+    replace_window_in_chunks(wh, "data_quality_log", chunks(), start, end)
+
+    failed = pl.concat(failed_parts).sort("date", "symbol") if failed_parts else pl.DataFrame(schema=QUALITY_SCHEMA)
     codes = (
         failed.explode("reason_codes").group_by("reason_codes").len().sort("len", descending=True)
         if failed.height
@@ -86,11 +119,11 @@ def data_quality(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     )
     return dg.MaterializeResult(
         metadata={
-            "rows": log.height,
+            "rows": stats["rows"],
             "window": f"{start}..{end}",
             "failing_rows": failed.height,
             "failing_symbols": failed["symbol"].n_unique() if failed.height else 0,
-            "mean_score": float(log["score"].mean()) if log.height else 0.0,
+            "mean_score": stats["score_sum"] / stats["rows"] if stats["rows"] else 0.0,
             "reason_counts": dg.MetadataValue.json({c: int(n) for c, n in codes.rows()}),
             "worst_rows": dg.MetadataValue.md(table),
         }

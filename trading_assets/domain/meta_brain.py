@@ -70,6 +70,8 @@ DECISION_SCHEMA: dict[str, pl.DataType] = {
     "n_agents": pl.Int32(),
     "regime": pl.String(),
 }
+# the values a non-REJECT decision must have finite (nonfinite_rows)
+FINITE_COLUMNS = ("mu_hat", "sigma_hat", "z_score", "kelly_fraction", "target_weight_raw")
 VALUE_COLUMNS = ("mu_hat", "sigma_hat", "disagreement", "mu_hat_adj", "z_score", "kelly_fraction", "target_weight_raw")
 
 
@@ -234,7 +236,7 @@ def nonfinite_rows(decisions: pl.DataFrame) -> pl.DataFrame:
     """Rows that are not REJECT but carry a null, NaN or infinite mu_hat, sigma_hat or z_score
     (REJECT rows are null by design)."""
     bad = pl.lit(False)
-    for c in ("mu_hat", "sigma_hat", "z_score", "kelly_fraction", "target_weight_raw"):
+    for c in FINITE_COLUMNS:
         bad = bad | ~pl.col(c).is_finite().fill_null(False)
     return decisions.filter((pl.col("pre_risk_decision") != reasons.REJECT) & bad)
 
