@@ -1,16 +1,19 @@
 """Wall time of risk + execution (domain.portfolio.run_book) over generated inputs.
 
-    /work/venv/bin/python benchmarks/book.py [--symbols 250] [--sessions 1260] [--asset] [--no-domain]
+    /work/venv/bin/python benchmarks/book.py [--symbols 250] [--sessions 1260] [--asset] [--bare] [--no-domain]
         [--profile FILE] [--hashes FILE]
 
 Generates a seeded market (random-walk prices, 11 sectors, daily decisions with targets of 0-14%,
 some pre-risk REJECTs, a risk-off stretch), then times the pure walk of the book session by session
 (risk gate + fills + marks + orders). --asset also times the Dagster multi-asset end to end
 (reads, walk, five table writes, audit of every decision/order/fill, checks) on a tmp warehouse.
+--bare times the same body without Dagster (defs.book.write_book, the run's shared database as the
+resource opens it), split into reads, walk, writes, audit and checks (the Dagster figure adds the
+ephemeral instance's event log, slow for the 5,000 partition events).
 Prints figures (wall times, peak RSS of the process); asserts nothing about time.
---hashes FILE writes the Warehouse.table_hash of the five book tables plus a digest of the audit
+--hashes FILE (with --asset or --bare) writes the Warehouse.table_hash of the five book tables plus a digest of the audit
 content (audit_log and the JSONL mirror without the volatile event_id/ts/run_id) as JSON, to compare
-two versions of the code. --profile FILE dumps a cProfile of the asset run (pstats format).
+two versions of the code. --profile FILE dumps a cProfile of the asset (or bare) run (pstats format).
 """
 
 from __future__ import annotations
@@ -188,11 +191,90 @@ def run_asset(n_sym: int, n_sess: int, profile: str | None = None, hashes: str |
         print(f"  hashes -> {hashes}: {out}")
 
 
+def run_bare(n_sym: int, n_sess: int, profile: str | None = None, hashes: str | None = None) -> None:
+    """The asset's body (defs.book.write_book) without Dagster, phase by phase; peak RSS as in run_asset."""
+    tmp = tempfile.mkdtemp()
+    os.environ["TRADING_DATA_DIR"] = tmp
+    subprocess.run([sys.executable, __file__, "--setup-only", tmp, "--symbols", str(n_sym), "--sessions", str(n_sess)],
+                   check=True)
+    from trading_assets.defs import book as B
+    from trading_assets.domain import execution as ex
+    from trading_assets.domain import portfolio as pf
+    from trading_assets.settings import load_settings
+    from trading_assets.store import warehouse as W
+
+    wh = W.Warehouse(f"{tmp}/trading.duckdb", f"{tmp}/audit")
+    window = generate(1, n_sess)[1]
+    settings = load_settings({})
+    spent: dict[str, float] = {}
+
+    def timed(name, fn):
+        def wrapper(*a, **k):
+            t = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                spent[name] = spent.get(name, 0.0) + time.perf_counter() - t
+        return wrapper
+
+    def timed_inputs(*a, **k):  # the reads happen inside the walk's loop: time each next()
+        it = B.session_inputs.__wrapped__(*a, **k)
+        while True:
+            t = time.perf_counter()
+            try:
+                x = next(it)
+            except StopIteration:
+                return
+            finally:
+                spent["reads"] = spent.get("reads", 0.0) + time.perf_counter() - t
+            yield x
+
+    timed_inputs.__wrapped__ = B.session_inputs
+    patches = {(B, "session_inputs"): timed_inputs, (pf, "run_book"): timed("walk (incl. reads)", pf.run_book),
+               (W.Warehouse, "replace_window"): timed("writes", W.Warehouse.replace_window),
+               (B, "replace_window_in_session_blocks"): timed("writes", B.replace_window_in_session_blocks),
+               (B, "_audit"): timed("audit", B._audit),
+               (B, "limit_breaches"): timed("checks", B.limit_breaches),
+               (B, "check_positions"): timed("checks", B.check_positions)}
+    originals = {k: getattr(*k) for k in patches}
+    for (obj, name), fn in patches.items():
+        setattr(obj, name, fn)
+    share = getattr(W, "share_database", None)  # the run's one open database, as the Dagster resource does
+    if share:
+        share(wh.db_path)
+    rss0 = peak_rss_mb()
+    t0 = time.perf_counter()
+    try:
+        call = "B.write_book(wh, settings, ex.get_broker(settings), window, 'bench-run')"
+        if profile:
+            import cProfile
+
+            cProfile.runctx(call, globals(), locals(), profile)
+        else:
+            eval(call)
+        total = time.perf_counter() - t0
+    finally:
+        for (obj, name), fn in originals.items():
+            setattr(obj, name, fn)
+        if share:
+            W.unshare_database(wh.db_path)  # closes (checkpoints) the database: the run's end, not the step's
+    spent["walk"] = spent.pop("walk (incl. reads)") - spent.get("reads", 0.0)
+    print(f"book body without Dagster (defs.book.write_book), {n_sym} x {len(window)}: {total:.1f} s = "
+          + ", ".join(f"{k} {v:.1f}" for k, v in spent.items()) + f", other {total - sum(spent.values()):.1f}")
+    print(f"  peak RSS of the process: {peak_rss_mb():.0f} MB (before the body: {rss0:.0f} MB)")
+    if hashes:
+        out = {t: wh.table_hash(t) for t in B.BOOK_TABLES} | audit_digest(wh, f"{tmp}/audit")
+        with open(hashes, "w") as fh:
+            json.dump(out, fh, indent=1, sort_keys=True)
+        print(f"  hashes -> {hashes}: {out}")
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--symbols", type=int, default=250)
     ap.add_argument("--sessions", type=int, default=1260)
     ap.add_argument("--asset", action="store_true")
+    ap.add_argument("--bare", action="store_true", help="time the asset's body without Dagster, phase by phase")
     ap.add_argument("--no-domain", action="store_true", help="skip the pure walk (time the asset only)")
     ap.add_argument("--profile", help="cProfile output file for the asset run")
     ap.add_argument("--hashes", help="write the book tables' hashes and the audit digest (JSON) to this file")
@@ -206,3 +288,5 @@ if __name__ == "__main__":
         print(f"  peak RSS of the process: {peak_rss_mb():.0f} MB")
     if a.asset:
         run_asset(a.symbols, a.sessions, a.profile, a.hashes)
+    if a.bare:
+        run_bare(a.symbols, a.sessions, a.profile, a.hashes)

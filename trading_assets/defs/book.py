@@ -6,6 +6,9 @@ state after the session before the window (portfolio row, positions, and that se
 which fill at the window's first open), walks the window with `domain.portfolio.run_book` (`step` per session), replaces
 the window's rows of risk_decisions, orders, fills, positions and portfolio, appends every final
 decision, order and fill to the audit log, and reports one MaterializeResult per asset.
+`write_book` is that body without Dagster. Memory is bounded by blocks: the inputs are read
+_READ_BLOCK_ROWS decision rows at a time, the walk and the writes go by whole months,
+_WRITE_BLOCK_ROWS rows at a time (`write_book`); 5 years x 250 names is one write block.
 
 Inputs read (all point in time, nothing after the window end):
 - decisions (pre-risk, Meta-Brain), benchmark excluded;
@@ -19,9 +22,11 @@ Inputs read (all point in time, nothing after the window end):
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
+import tempfile
 from collections import Counter
-from datetime import date
+from datetime import date, timedelta
 
 import dagster as dg
 import numpy as np
@@ -30,6 +35,7 @@ import polars as pl
 from trading_assets.defs.summary import cycle_id_for as summary_cycle_id
 from trading_assets.defs.partitions import SAME_SESSION, SESSIONS, SINGLE_RUN, lookback, window_of
 from trading_assets.defs.resources import PipelineConfig, WarehouseResource
+from trading_assets.defs.signals import replace_window_in_session_blocks
 from trading_assets.domain import calendar
 from trading_assets.domain import execution as ex
 from trading_assets.domain import portfolio as pf
@@ -97,69 +103,95 @@ def _frame(wh: Warehouse, sql: str, params: list, schema: dict) -> pl.DataFrame:
     return df.cast({k: v for k, v in schema.items() if k in df.columns})
 
 
-def session_inputs(wh: Warehouse, sessions: list[date], settings: Settings, symbols: list[str] | None = None):
-    """Yield SessionInputs for each session (reads the whole window once, then slices per session)."""
+_READ_BLOCK_ROWS = 150_000  # decision rows read at once: a long window's inputs are never all in memory
+
+
+def session_inputs(wh: Warehouse, sessions: list[date], settings: Settings, symbols: list[str] | None = None,
+                   block_sessions: int | None = None):
+    """Yield SessionInputs for each session, reading the inputs `block_sessions` sessions at a time
+    (default: about _READ_BLOCK_ROWS decision rows, at least 21 sessions).
+
+    The trailing return matrix (calendar x symbols, simple returns; missing rows 0, as the gate
+    reads NaN) rolls from block to block: each block reads its own sessions' features only (the first
+    block also the cvar_lookback - 1 sessions before the window), so nothing is read twice and every
+    session gets what a read of the whole window at once gives (test_session_inputs_in_blocks)."""
+    if not sessions:
+        return
     start, end = sessions[0], sessions[-1]
     lb = settings.risk.cvar_lookback
     universe = wh.read("SELECT symbol, sector, is_benchmark FROM universe")
     sectors = dict(zip(universe["symbol"].to_list(), universe["sector"].to_list()))
-    benchmarks = set(universe.filter(pl.col("is_benchmark"))["symbol"].to_list()) | {settings.benchmark}
-    dec = _frame(wh, "SELECT date, symbol, mu_hat, sigma_hat, target_weight_raw, pre_risk_decision, reason_codes, regime "
-                     "FROM decisions WHERE date BETWEEN ? AND ? ORDER BY date, symbol", [start, end],
-                 {"date": pl.Date, "symbol": pl.String, "mu_hat": pl.Float64, "sigma_hat": pl.Float64,
-                  "target_weight_raw": pl.Float64, "pre_risk_decision": pl.String,
-                  "reason_codes": pl.List(pl.String), "regime": pl.String})
-    dec = dec.filter(~pl.col("symbol").is_in(sorted(benchmarks)))
-    if symbols:
-        dec = dec.filter(pl.col("symbol").is_in(symbols))
-    prices = _frame(wh, "SELECT date, symbol, open, close FROM price_history WHERE date BETWEEN ? AND ?",
-                    [start, end], {"date": pl.Date, "symbol": pl.String, "open": pl.Float64, "close": pl.Float64})
+    benchmarks = sorted(set(universe.filter(pl.col("is_benchmark"))["symbol"].to_list()) | {settings.benchmark})
+    block_sessions = block_sessions or max(21, _READ_BLOCK_ROWS // max(len(symbols or sectors), 1))
+    settings_hash = settings.settings_hash()
     hist_start = calendar.lookback_start(start, lb - 1)
-    feats = _frame(wh, f"SELECT date, symbol, {FEATURE_ADV}, {FEATURE_VOL}, {FEATURE_RETURN} FROM features "
-                       "WHERE date BETWEEN ? AND ?", [hist_start, end],
-                   {"date": pl.Date, "symbol": pl.String, FEATURE_ADV: pl.Float64, FEATURE_VOL: pl.Float64,
-                    FEATURE_RETURN: pl.Float64})
-    feats = feats.filter(~pl.col("symbol").is_in(sorted(benchmarks)))
-    actions = _frame(wh, "SELECT date, symbol, action, value, price_factor FROM corporate_actions "
-                         "WHERE date BETWEEN ? AND ?", [start, end],
-                     {"date": pl.Date, "symbol": pl.String, "action": pl.String, "value": pl.Float64,
-                      "price_factor": pl.Float64})
-    # trailing return matrix on the calendar (missing rows -> 0 in the gate), simple returns
     cal = calendar.sessions(hist_start, end)
-    ret_syms = sorted(set(feats["symbol"].to_list()))
     pos = {d: i for i, d in enumerate(cal)}
+    ret_syms = sorted(set(wh.read("SELECT DISTINCT symbol FROM features WHERE date BETWEEN ? AND ?",
+                                  [hist_start, end])["symbol"].to_list()) - set(benchmarks))
     col = {s: j for j, s in enumerate(ret_syms)}
-    mat = np.full((len(cal), len(ret_syms)), np.nan)
-    r = feats.drop_nulls(FEATURE_RETURN)
-    if r.height:
-        ri = np.array([pos.get(d, -1) for d in r["date"].to_list()])
-        ci = np.array([col[s] for s in r["symbol"].to_list()])
-        keep = ri >= 0
-        mat[ri[keep], ci[keep]] = np.expm1(r[FEATURE_RETURN].to_numpy()[keep])
-    by = {
-        "dec": dec.partition_by("date", as_dict=True, include_key=False),
-        "px": prices.partition_by("date", as_dict=True, include_key=False),
-        "ft": feats.filter(pl.col("date") >= start).select("date", "symbol", FEATURE_ADV, FEATURE_VOL)
-        .partition_by("date", as_dict=True, include_key=False),
-        "ca": actions.partition_by("date", as_dict=True, include_key=False),
-    }
-    empty = {
-        "dec": dec.clear().drop("date"), "px": prices.clear().drop("date"),
-        "ft": feats.clear().select("symbol", FEATURE_ADV, FEATURE_VOL), "ca": actions.clear().drop("date"),
-    }
-    for d in sessions:
-        k = pos[d]
-        yield pf.SessionInputs(
-            date=d,
-            cycle_id=cycle_id_for(d, settings),
-            decisions=by["dec"].get((d,), empty["dec"]),
-            prices=by["px"].get((d,), empty["px"]),
-            features=by["ft"].get((d,), empty["ft"]),
-            returns=mat[max(0, k - lb + 1): k + 1],
-            return_symbols=ret_syms,
-            sectors=sectors,
-            actions=by["ca"].get((d,), empty["ca"]),
-        )
+    mat, m0 = np.full((0, len(ret_syms)), np.nan), 0  # mat holds the rows of cal[m0 : m0 + len(mat)]
+    dec_schema = {"date": pl.Date, "symbol": pl.String, "mu_hat": pl.Float64, "sigma_hat": pl.Float64,
+                  "target_weight_raw": pl.Float64, "pre_risk_decision": pl.String,
+                  "reason_codes": pl.List(pl.String), "regime": pl.String}
+    px_schema = {"date": pl.Date, "symbol": pl.String, "open": pl.Float64, "close": pl.Float64}
+    ft_schema = {"date": pl.Date, "symbol": pl.String, FEATURE_ADV: pl.Float64, FEATURE_VOL: pl.Float64,
+                 FEATURE_RETURN: pl.Float64}
+    ca_schema = {"date": pl.Date, "symbol": pl.String, "action": pl.String, "value": pl.Float64,
+                 "price_factor": pl.Float64}
+    for i0 in range(0, len(sessions), block_sessions):
+        block = sessions[i0:i0 + block_sessions]
+        b0, b1 = block[0], block[-1]
+        dec = _frame(wh, "SELECT date, symbol, mu_hat, sigma_hat, target_weight_raw, pre_risk_decision, reason_codes, "
+                         "regime FROM decisions WHERE date BETWEEN ? AND ? ORDER BY date, symbol", [b0, b1], dec_schema)
+        dec = dec.filter(~pl.col("symbol").is_in(benchmarks))
+        if symbols:
+            dec = dec.filter(pl.col("symbol").is_in(symbols))
+        prices = _frame(wh, "SELECT date, symbol, open, close FROM price_history WHERE date BETWEEN ? AND ? "
+                            "ORDER BY date, symbol", [b0, b1], px_schema)
+        actions = _frame(wh, "SELECT date, symbol, action, value, price_factor FROM corporate_actions "
+                             "WHERE date BETWEEN ? AND ?", [b0, b1], ca_schema)
+        # the return rows this block needs: keep the ones already read, read the rest
+        first = max(0, pos[b0] - lb + 1)
+        have = m0 + mat.shape[0]
+        new_from = max(first, have)
+        feats = _frame(wh, f"SELECT date, symbol, {FEATURE_ADV}, {FEATURE_VOL}, {FEATURE_RETURN} FROM features "
+                           "WHERE date BETWEEN ? AND ? ORDER BY date, symbol", [cal[new_from], b1], ft_schema)
+        feats = feats.filter(~pl.col("symbol").is_in(benchmarks))
+        new = np.full((pos[b1] + 1 - new_from, len(ret_syms)), np.nan)
+        r = feats.drop_nulls(FEATURE_RETURN)
+        if r.height:
+            ri = np.array([pos.get(d, -1) for d in r["date"].to_list()]) - new_from
+            ci = np.array([col[s] for s in r["symbol"].to_list()])
+            keep = ri >= 0
+            new[ri[keep], ci[keep]] = np.expm1(r[FEATURE_RETURN].to_numpy()[keep])
+        np.nan_to_num(new, copy=False)  # missing -> 0 once here, what the gate would do every session
+        mat, m0 = np.concatenate([mat[first - m0:] if first < have else mat[:0], new]), first
+        by = {
+            "dec": dec.partition_by("date", as_dict=True, include_key=False),
+            "px": prices.partition_by("date", as_dict=True, include_key=False),
+            "ft": feats.filter(pl.col("date") >= b0).select("date", "symbol", FEATURE_ADV, FEATURE_VOL)
+            .partition_by("date", as_dict=True, include_key=False),
+            "ca": actions.partition_by("date", as_dict=True, include_key=False),
+        }
+        empty = {
+            "dec": dec.clear().drop("date"), "px": prices.clear().drop("date"),
+            "ft": feats.clear().select("symbol", FEATURE_ADV, FEATURE_VOL), "ca": actions.clear().drop("date"),
+        }
+        del dec, prices, feats, actions, r
+        for d in block:
+            k = pos[d] - m0
+            yield pf.SessionInputs(
+                date=d,
+                cycle_id=summary_cycle_id(d, settings_hash),
+                decisions=by["dec"].pop((d,), empty["dec"]),
+                prices=by["px"].pop((d,), empty["px"]),
+                features=by["ft"].pop((d,), empty["ft"]),
+                returns=mat[max(0, k - lb + 1): k + 1],
+                return_symbols=ret_syms,
+                sectors=sectors,
+                actions=by["ca"].pop((d,), empty["ca"]),
+            )
 
 
 def provenance(wh: Warehouse, start: date, end: date, settings: Settings) -> dict[date, dict]:
@@ -183,34 +215,65 @@ def provenance(wh: Warehouse, start: date, end: date, settings: Settings) -> dic
 
 
 # --- checks --------------------------------------------------------------------------------------
-def check_decisions(rd: pl.DataFrame, settings: Settings) -> dict:
-    """Every session: one row per symbol, decisions within limits (risk.limit_violations)."""
-    bad: list[dict] = []
+def duplicate_decisions(rd: pl.DataFrame) -> list[dict]:
+    """(date, symbol) with more than one final decision."""
     dup = rd.group_by("date", "symbol").len().filter(pl.col("len") > 1)
-    for d, s, n in dup.iter_rows():
-        bad.append({"date": str(d), "symbol": s, "violation": f"{n} final decisions"})
-    for (d,), g in rd.partition_by("date", as_dict=True).items():
+    return [{"date": str(d), "symbol": sym, "violation": f"{n} final decisions"} for d, sym, n in dup.iter_rows()]
+
+
+def limit_breaches(rd: pl.DataFrame, settings: Settings) -> list[dict]:
+    """Every session's final decisions within limits (risk.limit_violations).
+
+    A column-wise screen over all the sessions finds the ones that might break a limit (its
+    thresholds are looser by 1e-9 than limit_violations' tolerance, more than the sums' rounding
+    differences); only those sessions go through risk.limit_violations, which decides and words them."""
+    s = settings.risk
+    bad: list[dict] = []
+    tol, margin = 1e-6, 1e-9  # limit_violations' tolerance; the screen's slack
+    a, q, c, dec = pl.col("approved_weight"), pl.col("order_quantity"), pl.col("current_weight"), pl.col("decision")
+    buy, sell = dec == rc.EXECUTE_BUY, dec == rc.EXECUTE_SELL
+    maybe_bad = (
+        (buy & ((q <= 0) | (a > s.max_single_name + tol - margin)
+                | (a.abs().sum().over("date", "sector") > s.max_sector + tol - margin)
+                | (a.abs().sum().over("date") > s.max_gross_leverage + tol - margin)))
+        | (sell & (q >= 0))
+        | (~buy & ~sell & (q != 0))
+        | ((dec == rc.HOLD) & (a > s.max_single_name + tol - margin) & (c <= s.max_single_name + tol + margin))
+        | (a < -tol + margin)
+    ).fill_null(True)
+    suspects = rd.filter(maybe_bad.any().over("date"))
+    for (d,), g in suspects.partition_by("date", as_dict=True).items():
         v = risk.limit_violations(g["decision"].to_list(), g["approved_weight"].to_numpy(),
                                   g["current_weight"].to_numpy(), g["order_quantity"].to_numpy(),
-                                  g["sector"].to_list(), settings.risk)
+                                  g["sector"].to_list(), s)
         syms = g["symbol"].to_list()
         for msg in v:
             i = int(msg[1:msg.index(" ")])
             bad.append({"date": str(d), "symbol": syms[i], "violation": msg})
+    return bad
+
+
+def check_decisions(rd: pl.DataFrame, settings: Settings) -> dict:
+    """Every session: one row per symbol, decisions within limits (risk.limit_violations)."""
+    bad = duplicate_decisions(rd) + limit_breaches(rd, settings)
     return {"passed": not bad, "violations": bad}
 
 
 def check_positions(out: pf.BookOutput, prev_qty: dict[str, float], sessions: list[date]) -> list[dict]:
-    """previous * split ratio + signed fills = current, session by session, from the written frames."""
+    """previous * split ratio + signed fills = current, session by session, from the written frames
+    (read into per-session dicts in one pass: no frame per session)."""
+    cur_by: dict[date, dict[str, float]] = {}
+    for d, sym, q in zip(*(out.positions[c].to_list() for c in ("date", "symbol", "quantity"))):
+        cur_by.setdefault(d, {})[sym] = q
+    filled = out.fills.filter(pl.col("status") == ex.FILLED)
+    fills_by: dict[date, list[tuple]] = {}
+    for d, *f in zip(*(filled[c].to_list() for c in ("date", "symbol", "side", "quantity"))):
+        fills_by.setdefault(d, []).append(f)
     bad = []
-    pos_by = out.positions.partition_by("date", as_dict=True)
-    fills_by = out.fills.partition_by("date", as_dict=True)
     prev = prev_qty
     for d in sessions:
-        p = pos_by.get((d,))
-        cur = dict(zip(p["symbol"].to_list(), p["quantity"].to_list())) if p is not None else {}
-        f = fills_by.get((d,), pl.DataFrame(schema=ex.FILL_SCHEMA))
-        for v in ex.positions_consistency(prev, out.split_ratios.get(d, {}), f, cur):
+        cur = cur_by.get(d, {})
+        for v in ex.positions_consistency_rows(prev, out.split_ratios.get(d, {}), fills_by.get(d, ()), cur):
             bad.append({"date": str(d), **v})
         prev = cur
     return bad
@@ -318,40 +381,17 @@ def book(context, warehouse: WarehouseResource, pipeline: PipelineConfig):
         settings = settings.replace(execution=dataclasses.replace(settings.execution, mode=pipeline.mode))
     broker = ex.get_broker(settings)  # refuses live mode without a broker before anything is written
     start, end, sessions = window_of(context)
-    wh = warehouse.get()
-    for table, cols in _EXTRA_COLUMNS.items():
-        wh.ensure_columns(table, cols)
-    run_id = context.run.run_id
-    state, before = load_state_before(wh, start, settings)
-    out = pf.run_book(state, session_inputs(wh, sessions, settings, list(pipeline.symbols) or None), settings, broker)
-
-    def with_run(df: pl.DataFrame) -> pl.DataFrame:
-        return df.with_columns(pl.lit(run_id, pl.String).alias("run_id"))
-
-    wh.replace_window("risk_decisions", with_run(out.risk_decisions), start, end)
-    wh.replace_window("orders", with_run(out.orders), start, end)
-    wh.replace_window("fills", with_run(out.fills), start, end)
-    wh.replace_window("positions", with_run(out.positions), start, end)
-    wh.replace_window("portfolio", with_run(out.portfolio), start, end)
-    n_audit = _audit(wh, out, provenance(wh, start, end, settings), run_id, settings)
-
-    # checks
-    dec_check = check_decisions(out.risk_decisions, settings)
-    dup_ids = out.orders.group_by("order_id").len().filter(pl.col("len") > 1)["order_id"].to_list()
-    pos_bad = check_positions(out, before["prev_qty"], sessions)
-
-    rd, port = out.risk_decisions, out.portfolio
-    counts = dict(sorted(Counter(rd["decision"].to_list()).items()))
-    last = port.row(port.height - 1, named=True) if port.height else {}
-    last_rd = rd.filter(pl.col("date") == end)
-    warnings_all = [w for ws in port["warnings"].to_list() for w in json.loads(ws)] if port.height else []
+    w = write_book(warehouse.get(), settings, broker, sessions, context.run.run_id, list(pipeline.symbols) or None)
+    port, last = w.portfolio, w.last_portfolio_row
+    last_rd = w.last_session_decisions
+    warnings_all = [x for ws in port["warnings"].to_list() for x in json.loads(ws)] if port.height else []
     common = {"window": f"{start}..{end}", "sessions": len(sessions)}
     yield dg.MaterializeResult(
         asset_key="risk_decisions",
         metadata={
             **common,
-            "rows": rd.height,
-            "decision_counts": dg.MetadataValue.json(counts),
+            "rows": w.decision_rows,
+            "decision_counts": dg.MetadataValue.json(dict(sorted(w.decision_counts.items()))),
             "decision_counts_last_session": dg.MetadataValue.json(dict(sorted(Counter(last_rd["decision"].to_list()).items()))),
             "top_buys": dg.MetadataValue.json(_top(last_rd, rc.EXECUTE_BUY)),
             "top_sells": dg.MetadataValue.json(_top(last_rd, rc.EXECUTE_SELL)),
@@ -359,33 +399,32 @@ def book(context, warehouse: WarehouseResource, pipeline: PipelineConfig):
                 last_rd.group_by("sector").agg(pl.col("approved_weight").sum()).sort("sector").rows()),
             "cvar_95": float(last.get("cvar_95") or 0.0),
             "approved_gross": float(last.get("approved_gross") or 0.0),
-            "non_hold_decisions": dg.MetadataValue.md(decisions_markdown(rd)),
-            "audit_events": n_audit,
+            "non_hold_decisions": dg.MetadataValue.md(decisions_markdown(w.last_decisions)),
+            "audit_events": w.audit_events,
         },
     )
+    violations = w.duplicate_decisions + w.limit_breaches
     yield dg.AssetCheckResult(
-        asset_key="risk_decisions", check_name=CHECK_DECISIONS_WITHIN_LIMITS, passed=dec_check["passed"],
-        metadata={"violations": len(dec_check["violations"]),
-                  "first_violations": dg.MetadataValue.json(dec_check["violations"][:50])},
+        asset_key="risk_decisions", check_name=CHECK_DECISIONS_WITHIN_LIMITS, passed=not violations,
+        metadata={"violations": len(violations), "first_violations": dg.MetadataValue.json(violations[:50])},
     )
-    filled = out.fills.filter(pl.col("status") == ex.FILLED)
     yield dg.MaterializeResult(
         asset_key="orders",
-        metadata={**common, "orders": out.orders.height, "fills": filled.height,
-                  "cancelled": out.fills.height - filled.height,
-                  "commission": float(filled["commission"].sum() or 0.0),
-                  "slippage_cost": float(filled["slippage_cost"].sum() or 0.0),
+        metadata={**common, "orders": w.orders, "fills": w.filled, "cancelled": w.fills - w.filled,
+                  "commission": w.commission, "slippage_cost": w.slippage_cost,
                   "mode": settings.execution.mode, "broker": broker.name},
     )
-    yield dg.AssetCheckResult(asset_key="orders", check_name=CHECK_UNIQUE_ORDER_IDS, passed=not dup_ids,
-                              metadata={"duplicate_ids": dg.MetadataValue.json(dup_ids[:50])})
+    yield dg.AssetCheckResult(asset_key="orders", check_name=CHECK_UNIQUE_ORDER_IDS, passed=not w.duplicate_order_ids,
+                              metadata={"duplicate_ids": dg.MetadataValue.json(w.duplicate_order_ids[:50])})
     yield dg.MaterializeResult(
         asset_key="positions",
-        metadata={**common, "rows": out.positions.height, "n_positions_last": int(last.get("n_positions") or 0),
+        metadata={**common, "rows": w.position_rows, "n_positions_last": int(last.get("n_positions") or 0),
                   "sector_exposure_last": dg.MetadataValue.json(json.loads(last.get("sector_exposure") or "{}"))},
     )
-    yield dg.AssetCheckResult(asset_key="positions", check_name=CHECK_POSITIONS_MATCH_FILLS, passed=not pos_bad,
-                              metadata={"mismatches": len(pos_bad), "first": dg.MetadataValue.json(pos_bad[:50])})
+    yield dg.AssetCheckResult(asset_key="positions", check_name=CHECK_POSITIONS_MATCH_FILLS,
+                              passed=not w.position_mismatches,
+                              metadata={"mismatches": len(w.position_mismatches),
+                                        "first": dg.MetadataValue.json(w.position_mismatches[:50])})
     yield dg.MaterializeResult(
         asset_key="portfolio",
         metadata={
@@ -398,11 +437,153 @@ def book(context, warehouse: WarehouseResource, pipeline: PipelineConfig):
             "leverage": float(last.get("leverage") or 0.0),
             "trading_state": str(last.get("trading_state")),
             "cvar_95": float(last.get("cvar_95") or 0.0),
-            "started_fresh": before["fresh_start"],
+            "started_fresh": w.fresh_start,
             "warnings": dg.MetadataValue.json(warnings_all[-50:]),
             "nav_chart": dg.MetadataValue.md(nav_chart_markdown(port)),
         },
     )
+
+
+# --- the body, without Dagster ---------------------------------------------------------------------
+_WRITE_BLOCK_ROWS = 400_000  # decision rows walked, written and audited at once (whole months; 5 years x 250 names: one block)
+
+
+def write_blocks(sessions: list[date], n_symbols: int, max_rows: int = _WRITE_BLOCK_ROWS) -> list[list[date]]:
+    """The sessions in consecutive blocks of whole calendar months, each of at most max_rows decision
+    rows (sessions x n_symbols); a single month above it is a block of its own."""
+    months: list[list[date]] = []
+    for d in sessions:
+        if months and (d.year, d.month) == (months[-1][0].year, months[-1][0].month):
+            months[-1].append(d)
+        else:
+            months.append([d])
+    blocks: list[list[date]] = []
+    for m in months:
+        if blocks and (len(blocks[-1]) + len(m)) * max(n_symbols, 1) <= max_rows:
+            blocks[-1].extend(m)
+        else:
+            blocks.append(list(m))
+    return blocks
+
+
+@dataclasses.dataclass
+class BookWrite:
+    """What `write_book` wrote over a window: the counts, check results and the few rows the
+    metadata shows (no table of the window is kept whole)."""
+
+    fresh_start: bool
+    decision_rows: int = 0
+    decision_counts: Counter = dataclasses.field(default_factory=Counter)
+    last_decisions: pl.DataFrame | None = None  # the rows of the last session that has decisions
+    last_session_decisions: pl.DataFrame | None = None  # the rows of the window's last session
+    audit_events: int = 0
+    orders: int = 0
+    fills: int = 0
+    filled: int = 0
+    commission: float = 0.0
+    slippage_cost: float = 0.0
+    position_rows: int = 0
+    portfolio: pl.DataFrame | None = None
+    duplicate_decisions: list[dict] = dataclasses.field(default_factory=list)
+    limit_breaches: list[dict] = dataclasses.field(default_factory=list)
+    duplicate_order_ids: list[str] = dataclasses.field(default_factory=list)
+    position_mismatches: list[dict] = dataclasses.field(default_factory=list)
+
+    @property
+    def last_portfolio_row(self) -> dict:
+        p = self.portfolio
+        return p.row(p.height - 1, named=True) if p is not None and p.height else {}
+
+
+def write_book(wh: Warehouse, settings: Settings, broker: ex.Broker, sessions: list[date], run_id: str,
+               symbols: list[str] | None = None) -> BookWrite:
+    """Walk the window's sessions and write the book: the asset's body without Dagster.
+
+    The walk goes block by block (`write_blocks`: whole months, at most _WRITE_BLOCK_ROWS decision
+    rows; 5 years x 250 names is one block), each from the state the previous one left, and is
+    checked as it goes. Nothing is written before the whole window is computed (an error in the walk
+    writes nothing). One block: its five tables replace the window, one transaction each, as before.
+    Several: each block's rows are staged to Parquet as it is walked, then each table's window is
+    replaced one transaction per block (signals.replace_window_in_session_blocks: DuckDB holds the
+    primary-key index of a transaction's rows until COMMIT, ~1 GB for a 2.5 M row risk_decisions),
+    each session whole in one block. Then the audit, block by block; a month is never split, so each
+    monthly audit file gets its lines in the same order as from one block."""
+    start, end = sessions[0], sessions[-1]
+    for table, cols in _EXTRA_COLUMNS.items():
+        wh.ensure_columns(table, cols)
+    state, before = load_state_before(wh, start, settings)
+    n_symbols = len(symbols) if symbols else int(wh.read("SELECT count(*) AS n FROM universe")["n"][0])
+    blocks = write_blocks(sessions, n_symbols, _WRITE_BLOCK_ROWS)
+    prov = provenance(wh, start, end, settings)
+    inputs = session_inputs(wh, sessions, settings, symbols)
+    w = BookWrite(fresh_start=before["fresh_start"])
+    prev_qty = before["prev_qty"]
+    order_ids, commission, slippage, portfolios = [], [], [], []
+
+    def with_run(df: pl.DataFrame) -> pl.DataFrame:
+        return df.with_columns(pl.lit(run_id, pl.String).alias("run_id"))
+
+    wh.db_path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".book-stage-", dir=wh.db_path.parent) as stage:
+        staged: list[tuple[date, date, pf.BookOutput | dict[str, str]]] = []  # (lo, hi, output or its files)
+        lo = start
+        for k, block in enumerate(blocks):
+            out = pf.run_book(state, itertools.islice(inputs, len(block)), settings, broker)
+            state = out.state
+            rd = out.risk_decisions
+            w.decision_rows += rd.height
+            w.decision_counts.update(rd["decision"].to_list())
+            if rd.height:
+                w.last_decisions = rd.filter(pl.col("date") == rd["date"].max())
+            if block[-1] == end:
+                w.last_session_decisions = rd.filter(pl.col("date") == end)
+            w.duplicate_decisions += duplicate_decisions(rd)
+            w.limit_breaches += limit_breaches(rd, settings)
+            order_ids.append(out.orders["order_id"])
+            filled = out.fills.filter(pl.col("status") == ex.FILLED)
+            w.orders += out.orders.height
+            w.fills += out.fills.height
+            w.filled += filled.height
+            commission.append(filled["commission"])
+            slippage.append(filled["slippage_cost"])
+            w.position_rows += out.positions.height
+            w.position_mismatches += check_positions(out, prev_qty, block)
+            last_pos = out.positions.filter(pl.col("date") == block[-1])
+            prev_qty = dict(zip(last_pos["symbol"].to_list(), last_pos["quantity"].to_list()))
+            portfolios.append(out.portfolio)
+            if len(blocks) == 1:
+                staged.append((lo, end, out))
+            else:
+                files = {t: f"{stage}/{k:04d}-{t}.parquet" for t in BOOK_TABLES}
+                for t, path in files.items():
+                    with_run(getattr(out, t)).write_parquet(path, compression="uncompressed", statistics=False)
+                staged.append((lo, block[-1], files))
+            del out, rd, filled
+            lo = block[-1] + timedelta(days=1)
+
+        def staged_frame(entry, table: str) -> pl.DataFrame:
+            return with_run(getattr(entry, table)) if isinstance(entry, pf.BookOutput) else pl.read_parquet(entry[table])
+
+        for table in BOOK_TABLES:
+            if len(staged) == 1:
+                wh.replace_window(table, staged_frame(staged[0][2], table), start, end)
+            else:
+                replace_window_in_session_blocks(wh, table, ((a, b, staged_frame(e, table)) for a, b, e in staged),
+                                                 start, end)
+        for _, _, entry in staged:
+            out = entry if isinstance(entry, pf.BookOutput) else pf.BookOutput(
+                *(staged_frame(entry, t).drop("run_id") for t in ("risk_decisions", "orders", "fills")),
+                positions=pl.DataFrame(), portfolio=pl.DataFrame(), split_ratios={}, state=state)
+            w.audit_events += _audit(wh, out, prov, run_id, settings)
+    ids = pl.concat(order_ids)
+    w.duplicate_order_ids = ids.to_frame().group_by("order_id").len().filter(pl.col("len") > 1)["order_id"].to_list()
+    # one contiguous column each, summed as the whole window's column was
+    w.commission = float(pl.concat(commission, rechunk=True).sum() or 0.0)
+    w.slippage_cost = float(pl.concat(slippage, rechunk=True).sum() or 0.0)
+    w.portfolio = pl.concat(portfolios, rechunk=True)
+    if w.last_decisions is None:
+        w.last_decisions = pl.DataFrame(schema=pf.RISK_DECISION_SCHEMA)
+    return w
 
 
 def _audit(wh: Warehouse, out: pf.BookOutput, prov: dict[date, dict], run_id: str, settings: Settings) -> int:

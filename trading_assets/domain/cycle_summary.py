@@ -2,6 +2,8 @@
 
 Pure: frames in, dicts out. The document's deterministic part (everything but timestamp,
 duration and run id) is what cycle_meta stores, so two clean runs store identical summaries.
+Every count, ranking and top list is computed once over the whole window (grouped by session);
+the per-session loop only assembles the dicts.
 """
 
 from __future__ import annotations
@@ -14,15 +16,34 @@ import polars as pl
 from trading_assets.domain.reasons import DECISIONS, EXECUTE_BUY, EXECUTE_SELL
 
 TOP_N = 5
+# reason codes of the final decisions that the summary reports as risk warnings ("<code>: <n> symbol(s)")
+RISK_WARNING_CODES = frozenset({"SINGLE_NAME_LIMIT", "SECTOR_LIMIT", "LEVERAGE_LIMIT", "CVAR_BREACH", "ADV_LIMIT",
+                                "TAIL_RISK", "TRADING_HALTED", "REDUCING_ONLY", "DRAWDOWN_SCALED", "REGIME_RISK_OFF",
+                                "RECOVERY_PHASE", "RISK_OVERRIDE"})
 
 
-def _top(final: pl.DataFrame, decision: str, descending: bool) -> list[dict]:
-    rows = final.filter(pl.col("decision") == decision)
-    if rows.height == 0:
-        return []
-    rows = rows.sort(["z_score", "symbol"], descending=[descending, False], nulls_last=True).head(TOP_N)
-    return [
-        {
+def _num(x, digits: int = 8):
+    return None if x is None else round(float(x), digits)
+
+
+def _by_date(frame: pl.DataFrame) -> dict[date, list[tuple]]:
+    """{date: [the other columns of its rows, in frame order]} (the first column is the date)."""
+    out: dict[date, list[tuple]] = {}
+    for d, *rest in frame.iter_rows():
+        out.setdefault(d, []).append(tuple(rest))
+    return out
+
+
+def _tops(final: pl.DataFrame, decision: str, descending: bool) -> dict[date, list[dict]]:
+    """Per session, the TOP_N rows of `decision` by conviction (z_score; buys descending, sells
+    ascending, nulls last), ties by symbol."""
+    rows = (final.filter(pl.col("decision") == decision)
+            .sort(["date", "z_score", "symbol"], descending=[False, descending, False], nulls_last=True,
+                  maintain_order=True)
+            .group_by("date", maintain_order=True).head(TOP_N))
+    out: dict[date, list[dict]] = {}
+    for r in rows.iter_rows(named=True):
+        out.setdefault(r["date"], []).append({
             "symbol": r["symbol"],
             "mu_hat": _num(r["mu_hat"]),
             "sigma_hat": _num(r["sigma_hat"]),
@@ -30,13 +51,8 @@ def _top(final: pl.DataFrame, decision: str, descending: bool) -> list[dict]:
             "approved_weight": _num(r["approved_weight"]),
             "order_quantity": _num(r["order_quantity"]),
             "reasons": list(r["reason_codes"] or []),
-        }
-        for r in rows.iter_rows(named=True)
-    ]
-
-
-def _num(x, digits: int = 8):
-    return None if x is None else round(float(x), digits)
+        })
+    return out
 
 
 def build_cycle_summaries(
@@ -56,39 +72,37 @@ def build_cycle_summaries(
     {nav, daily_return, drawdown}, risk {cvar, leverage, trading_state, recovery_phase, warnings},
     top_buys / top_sells [{symbol, mu_hat, sigma_hat, conviction, ...}] (conviction = robust z of
     the Meta-Brain; buys by descending, sells by ascending conviction), data_quality {passed,
-    failed, reason_counts}, providers {name: rows}, settings_hash, feature_version, mode."""
-    by_final = {d: g for (d,), g in final.group_by("date")} if final.height else {}
+    failed, reason_counts}, providers {name: rows}, settings_hash, feature_version, mode.
+
+    Risk warnings: "<code>: <n> symbol(s)" for each code of RISK_WARNING_CODES among the session's
+    final reason codes (n = rows carrying it, codes in sorted order), after "trading state <state>"
+    when the session is not ACTIVE. Quality reason_counts: the reason codes of the failed rows."""
+    counts_by = _by_date(final.group_by("date", "decision").len()) if final.height else {}
+    codes_by = _by_date(
+        final.select("date", "reason_codes").explode("reason_codes").filter(pl.col("reason_codes").is_not_null())
+        .group_by("date", "reason_codes").len().sort("date", "reason_codes")
+    ) if final.height else {}
+    buys = _tops(final, EXECUTE_BUY, True) if final.height else {}
+    sells = _tops(final, EXECUTE_SELL, False) if final.height else {}
     by_port = {r["date"]: r for r in portfolio.iter_rows(named=True)}
-    by_quality = {d: g for (d,), g in quality.group_by("date")} if quality.height else {}
-    by_provider = {d: g for (d,), g in providers.group_by("date")} if providers.height else {}
+    if quality.height:
+        q_counts = {d: (p, f) for d, p, f in quality.group_by("date").agg(
+            pl.col("passed").sum(), (~pl.col("passed")).sum().alias("failed")).iter_rows()}
+        q_codes_by = _by_date(quality.filter(~pl.col("passed")).select("date", "reason_codes").explode("reason_codes")
+                              .group_by("date", "reason_codes").len().sort("date", "reason_codes"))
+    else:
+        q_counts, q_codes_by = {}, {}
+    prov_by = _by_date(providers.select("date", "provider", "rows").sort("date", "provider")) if providers.height else {}
     out: dict[date, dict] = {}
     for d in sessions:
-        f = by_final.get(d, final.clear())
         counts = {k: 0 for k in DECISIONS}
-        for k, n in f.group_by("decision").len().rows() if f.height else []:
+        for k, n in counts_by.get(d, ()):
             counts[k] = int(n)
         p = by_port.get(d, {})
-        warnings = []
-        if f.height:
-            risk_codes = (
-                f.explode("reason_codes").filter(pl.col("reason_codes").is_not_null())
-                .group_by("reason_codes").len().sort("reason_codes")
-            )
-            warnings = [
-                f"{code}: {n} symbol(s)"
-                for code, n in risk_codes.rows()
-                if code in {"SINGLE_NAME_LIMIT", "SECTOR_LIMIT", "LEVERAGE_LIMIT", "CVAR_BREACH", "ADV_LIMIT",
-                            "TAIL_RISK", "TRADING_HALTED", "REDUCING_ONLY", "DRAWDOWN_SCALED", "REGIME_RISK_OFF",
-                            "RECOVERY_PHASE", "RISK_OVERRIDE"}
-            ]
+        warnings = [f"{code}: {n} symbol(s)" for code, n in codes_by.get(d, ()) if code in RISK_WARNING_CODES]
         if p.get("trading_state") and p["trading_state"] != "ACTIVE":
             warnings.insert(0, f"trading state {p['trading_state']}")
-        q = by_quality.get(d, quality.clear())
-        q_codes = (
-            q.filter(~pl.col("passed")).explode("reason_codes").group_by("reason_codes").len().sort("reason_codes").rows()
-            if q.height else []
-        )
-        prov = by_provider.get(d)
+        passed, failed = q_counts.get(d, (0, 0))
         out[d] = {
             "cycle_id": cycle_ids.get(d),
             "session": d.isoformat(),
@@ -107,14 +121,14 @@ def build_cycle_summaries(
                 "recovery_phase": p.get("recovery_phase"),
                 "warnings": warnings,
             },
-            "top_buys": _top(f, EXECUTE_BUY, True) if f.height else [],
-            "top_sells": _top(f, EXECUTE_SELL, False) if f.height else [],
+            "top_buys": buys.get(d, []),
+            "top_sells": sells.get(d, []),
             "data_quality": {
-                "passed": int(q["passed"].sum()) if q.height else 0,
-                "failed": int((~q["passed"]).sum()) if q.height else 0,
-                "reason_counts": {c: int(n) for c, n in q_codes},
+                "passed": int(passed or 0),
+                "failed": int(failed or 0),
+                "reason_counts": {c: int(n) for c, n in q_codes_by.get(d, ())},
             },
-            "providers": {prov_name: int(n) for prov_name, n in prov.select("provider", "rows").sort("provider").rows()} if prov is not None else {},
+            "providers": {name: int(n) for name, n in prov_by[d]} if d in prov_by else {},
             "settings_hash": settings_hash,
             "feature_version": feature_version,
         }

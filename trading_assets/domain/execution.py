@@ -192,8 +192,15 @@ def positions_consistency(prev_qty: dict[str, float], split_ratios: dict[str, fl
     Returns [] when consistent, else one {symbol, previous, fills, expected, current} per mismatch.
     """
     filled = fills.filter(pl.col("status") == FILLED) if fills.height else fills
+    return positions_consistency_rows(prev_qty, split_ratios, zip(filled["symbol"].to_list(), filled["side"].to_list(),
+                                                                  filled["quantity"].to_list()), current_qty, tol)
+
+
+def positions_consistency_rows(prev_qty: dict[str, float], split_ratios: dict[str, float], filled, current_qty:
+                               dict[str, float], tol: float = 1e-9) -> list[dict]:
+    """positions_consistency on (symbol, side, quantity) of the FILLED fills, in order."""
     delta: dict[str, float] = {}
-    for sym, side, q in zip(filled["symbol"].to_list(), filled["side"].to_list(), filled["quantity"].to_list()):
+    for sym, side, q in filled:
         delta[sym] = delta.get(sym, 0.0) + (q if side == BUY else -q)
     out = []
     for sym in sorted(set(prev_qty) | set(delta) | set(current_qty)):

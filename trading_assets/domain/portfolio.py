@@ -159,10 +159,10 @@ class _SessionRows:
     """One session's output as plain columns/rows (no frames): the walk accumulates these and builds
     each table once at the end (building small polars frames every session was the walk's hot spot)."""
 
-    risk: dict  # column -> list | np.ndarray (RISK_DECISION_SCHEMA columns)
+    risk: dict  # column -> list, float array, Series (the decisions' own) or one value for every row
     orders: list[tuple]  # ORDER_SCHEMA rows, sorted by symbol
     fills: list[tuple]  # FILL_SCHEMA rows, sorted by symbol
-    positions: dict  # column -> list (POSITION_SCHEMA columns)
+    positions: dict  # column -> list, float array or one value for every row (POSITION_SCHEMA columns)
     portfolio: dict
     split_ratios: dict[str, float]
 
@@ -200,8 +200,8 @@ def _advance(state: BookState, pending: list[tuple], x: SessionInputs, settings:
             positions[sym] = Position(p.quantity * r, p.avg_cost / r, p.last_price / r)
 
     # 2. fills of t-1's orders at open(t)
-    px = {s: (o, c) for s, o, c in zip(x.prices["symbol"].to_list(), x.prices["open"].to_list(),
-                                       x.prices["close"].to_list())}
+    p_syms = x.prices["symbol"].to_list()
+    px = {s: (o, c) for s, o, c in zip(p_syms, x.prices["open"].to_list(), x.prices["close"].to_list())}
     opens = {s: v[0] for s, v in px.items() if v[0] is not None}
     fills = _fill_rows(broker, pending, t, opens, ratios)
     for _oid, _fd, _od, sym, side, q, p, comm, _slip, status, reason in fills:
@@ -241,41 +241,62 @@ def _advance(state: BookState, pending: list[tuple], x: SessionInputs, settings:
     tstate, phase, n_in_phase = risk.next_trading_state(dd, state.trading_state, state.recovery_phase,
                                                          state.recovery_sessions, rs)
 
-    # 5. the risk gate
+    # 5. the risk gate, on the session's decisions plus the held names without one, sorted by symbol.
+    # The usual session (decisions sorted by symbol, prices / features / return history on the same
+    # symbols in the same order) takes its columns as arrays; any other is aligned by symbol.
     dec = x.decisions
     dec_syms = dec["symbol"].to_list()
-    held_only = sorted(set(positions) - set(dec_syms))
+    held_only = sorted(set(positions).difference(dec_syms))
     symbols = dec_syms + held_only
-    order_ix = sorted(range(len(symbols)), key=lambda i: symbols[i])
-    symbols = [symbols[i] for i in order_ix]
     n = len(symbols)
+    order_ix = sorted(range(n), key=symbols.__getitem__) if symbols != sorted(symbols) else None
+    if order_ix is not None:
+        symbols = [symbols[i] for i in order_ix]
 
     def col(name, fill):
         vals = dec[name].to_list() + [fill] * len(held_only)
-        return [vals[i] for i in order_ix]
+        return vals if order_ix is None else [vals[i] for i in order_ix]
 
-    target = np.array([np.nan if v is None else v for v in col("target_weight_raw", None)], dtype=float)
+    def num(name) -> np.ndarray:  # a Float64 column as floats, null -> NaN
+        vals = dec[name].cast(pl.Float64).to_numpy()
+        if held_only:
+            vals = np.concatenate([vals, np.full(len(held_only), np.nan)])
+        return vals if order_ix is None else vals[order_ix]
+
+    target = num("target_weight_raw")
     pre_dec = col("pre_risk_decision", None)
-    pre_codes = [list(c) if c is not None else [] for c in col("reason_codes", None)]
+    pre_codes = [c if c is not None else [] for c in col("reason_codes", None)]
     for i in range(n):
         if pre_dec[i] is None:
             pre_codes[i] = [rc.NO_DECISION]
-    feats = {s: (a, v) for s, a, v in zip(x.features["symbol"].to_list(), x.features["adv_shares_21d"].to_list(),
-                                           x.features["vol_20"].to_list())}
-    close_t = [px.get(s, (None, None))[1] for s in symbols]
-    close_arr = np.array([np.nan if c is None else c for c in close_t], dtype=float)
+    if p_syms == symbols:
+        close_arr = x.prices["close"].cast(pl.Float64).to_numpy()
+    else:
+        close_arr = np.array([np.nan if c is None else c for c in (px.get(s, (None, None))[1] for s in symbols)],
+                             dtype=float)
     close_ok = np.isfinite(close_arr) & (close_arr > 0)  # ex.valid_price, vectorized
     close_now = np.where(close_ok, close_arr, np.nan)
-    mark = np.array([close_now[i] if close_ok[i] else (positions[s].last_price if s in positions else np.nan)
-                     for i, s in enumerate(symbols)], dtype=float)
-    ret_ix = {s: j for j, s in enumerate(x.return_symbols)}
-    rets = np.zeros((x.returns.shape[0], n))
-    have = [(i, ret_ix[s]) for i, s in enumerate(symbols) if s in ret_ix]
-    if have:
-        rets[:, [i for i, _ in have]] = x.returns[:, [j for _, j in have]]
+    mark = close_now.copy()
+    for i in np.flatnonzero(~close_ok).tolist():  # no close today: the last known close of a held name
+        mark[i] = positions[symbols[i]].last_price if symbols[i] in positions else np.nan
+    if symbols == x.return_symbols:
+        rets = x.returns
+    else:
+        ret_ix = {s: j for j, s in enumerate(x.return_symbols)}
+        rets = np.zeros((x.returns.shape[0], n))
+        have = [(i, ret_ix[s]) for i, s in enumerate(symbols) if s in ret_ix]
+        if have:
+            rets[:, [i for i, _ in have]] = x.returns[:, [j for _, j in have]]
     sectors = [x.sectors.get(s, "UNKNOWN") for s in symbols]
-    no_feat = (None, None)
-    fv = [feats.get(s, no_feat) for s in symbols]
+    if x.features["symbol"].to_list() == symbols:
+        vol = x.features["vol_20"].cast(pl.Float64).to_numpy()
+        adv = x.features["adv_shares_21d"].cast(pl.Float64).to_numpy()
+    else:
+        feats = {s: (a, v) for s, a, v in zip(x.features["symbol"].to_list(), x.features["adv_shares_21d"].to_list(),
+                                               x.features["vol_20"].to_list())}
+        fv = [feats.get(s, (None, None)) for s in symbols]
+        vol = np.array([np.nan if v is None else v for _, v in fv], dtype=float)
+        adv = np.array([np.nan if a is None else a for a, _ in fv], dtype=float)
     gi = risk.GateInput(
         symbols=symbols,
         sectors=sectors,
@@ -287,8 +308,8 @@ def _advance(state: BookState, pending: list[tuple], x: SessionInputs, settings:
         pre_reject=np.array([d is None or d == rc.REJECT for d in pre_dec], dtype=bool),
         pre_codes=pre_codes,
         regime=col("regime", None),
-        vol=np.array([np.nan if v is None else v for _, v in fv], dtype=float),
-        adv=np.array([np.nan if a is None else a for a, _ in fv], dtype=float),
+        vol=vol,
+        adv=adv,
         returns=rets,
         trading_state=tstate,
         drawdown=dd,
@@ -298,9 +319,10 @@ def _advance(state: BookState, pending: list[tuple], x: SessionInputs, settings:
     g = risk.gate(gi, rs)
     warnings.extend(g.warnings)
 
+    aligned = order_ix is None and not held_only  # the decisions' own columns, in order
     risk_cols = {
-        "date": [t] * n,
-        "symbol": symbols,
+        "date": t,  # one value for the session's rows
+        "symbol": dec["symbol"] if aligned else symbols,
         "decision": g.decision,
         "reason_codes": g.reason_codes,
         "current_weight": g.current_weight,
@@ -308,11 +330,11 @@ def _advance(state: BookState, pending: list[tuple], x: SessionInputs, settings:
         "approved_weight": g.approved_weight,
         "order_quantity": g.order_qty,
         "adjustments": g.adjustments,
-        "trading_state": [tstate] * n,
-        "cycle_id": [x.cycle_id] * n,
-        "pre_risk_decision": pre_dec,
-        "mu_hat": col("mu_hat", None),
-        "sigma_hat": col("sigma_hat", None),
+        "trading_state": tstate,
+        "cycle_id": x.cycle_id,
+        "pre_risk_decision": dec["pre_risk_decision"] if aligned else pre_dec,
+        "mu_hat": dec["mu_hat"] if aligned else col("mu_hat", None),
+        "sigma_hat": dec["sigma_hat"] if aligned else col("sigma_hat", None),
         "close": close_now,
         "sector": sectors,
     }
@@ -322,15 +344,19 @@ def _advance(state: BookState, pending: list[tuple], x: SessionInputs, settings:
 
     pos_syms = sorted(positions)
     pos_list = [positions[s] for s in pos_syms]
+    qty = np.array([p.quantity for p in pos_list], dtype=float)
+    avg_cost = np.array([p.avg_cost for p in pos_list], dtype=float)
+    last = np.array([p.last_price for p in pos_list], dtype=float)
+    mv_arr = np.array([mv[s] for s in pos_syms], dtype=float)
     positions_cols = {
-        "date": [t] * len(pos_syms),
+        "date": t,
         "symbol": pos_syms,
-        "quantity": [p.quantity for p in pos_list],
-        "avg_cost": [p.avg_cost for p in pos_list],
-        "close": [p.last_price for p in pos_list],
-        "market_value": [mv[s] for s in pos_syms],
-        "weight": [mv[s] / nav for s in pos_syms],
-        "unrealized_pnl": [(p.last_price - p.avg_cost) * p.quantity for p in pos_list],
+        "quantity": qty,
+        "avg_cost": avg_cost,
+        "close": last,
+        "market_value": mv_arr,
+        "weight": mv_arr / nav,
+        "unrealized_pnl": (last - avg_cost) * qty,
     }
     sector_now: dict[str, float] = {}
     for s in pos_syms:
@@ -367,30 +393,38 @@ _FLUSH_SESSIONS = 64
 
 
 def _list_column(values: list[list[str]], name: str) -> pl.Series:
-    """A List(String) column from Python lists, built from the flat values and each row's index
-    (polars' constructor walks every inner list in Python: the old per-session frames' hot spot)."""
-    n = len(values)
-    lengths = np.fromiter((len(v) for v in values), dtype=np.int64, count=n)
-    flat = pl.Series(name, [c for v in values for c in v], dtype=pl.String)
-    grouped = (pl.DataFrame({"_row": np.repeat(np.arange(n, dtype=np.int64), lengths), name: flat})
-               .group_by("_row", maintain_order=True).agg(pl.col(name)))
-    return (pl.DataFrame({"_row": np.arange(n, dtype=np.int64)})
-            .join(grouped, on="_row", how="left", maintain_order="left")
-            .select(pl.col(name).fill_null(pl.lit([], dtype=pl.List(pl.String))))[name])
+    """A List(String) column from Python lists: each distinct list is built once and gathered (a
+    session has a few dozen distinct reason-code lists; polars' constructor walks every list)."""
+    index: dict[tuple, int] = {}
+    rows = [index.setdefault(tuple(v), len(index)) for v in values]
+    return pl.Series(name, [list(k) for k in index], dtype=pl.List(pl.String)).gather(rows)
+
+
+def _column(name: str, dtype, values: list, counts: list[int]) -> pl.Series:
+    """One column from the sessions' parts; a part's value is a Series, a float array, a list, or a
+    single value for all of its `counts` rows (date, trading state, cycle id)."""
+    if all(isinstance(v, np.ndarray) for v in values):
+        return pl.Series(name, np.concatenate([np.asarray(v, dtype=float) for v in values]))
+    if all(isinstance(v, list) for v in values):
+        return pl.Series(name, [x for v in values for x in v], dtype=dtype, strict=False)
+    if not any(isinstance(v, (list, np.ndarray, pl.Series)) for v in values):
+        return pl.Series(name, values, dtype=dtype, strict=False).gather(np.repeat(np.arange(len(values)), counts))
+    return pl.concat([v.cast(dtype).alias(name) if isinstance(v, pl.Series)
+                      else pl.Series(name, [v] * k if not isinstance(v, (list, np.ndarray)) else v, dtype=dtype,
+                                     strict=False) for v, k in zip(values, counts)])
 
 
 def _risk_frame(parts: list[dict]) -> pl.DataFrame:
     """RISK_DECISION_SCHEMA frame from the sessions' columns (NaN target/close -> null, as before)."""
     if not parts:
         return pl.DataFrame(schema=RISK_DECISION_SCHEMA)
+    counts = [len(p["symbol"]) for p in parts]
     cols: dict[str, pl.Series] = {}
     for name, dtype in RISK_DECISION_SCHEMA.items():
         if name == "reason_codes":
             cols[name] = _list_column([c for p in parts for c in p[name]], name)
-        elif dtype == pl.Float64 and isinstance(parts[0][name], np.ndarray):
-            cols[name] = pl.Series(name, np.concatenate([np.asarray(p[name], dtype=float) for p in parts]))
         else:
-            cols[name] = pl.Series(name, [v for p in parts for v in p[name]], dtype=dtype, strict=False)
+            cols[name] = _column(name, dtype, [p[name] for p in parts], counts)
     return pl.DataFrame(cols).with_columns(pl.col("target_weight_raw").fill_nan(None),
                                            pl.col("close").fill_nan(None))
 
@@ -398,7 +432,8 @@ def _risk_frame(parts: list[dict]) -> pl.DataFrame:
 def _columns_frame(parts: list[dict], schema: dict) -> pl.DataFrame:
     if not parts:
         return pl.DataFrame(schema=schema)
-    return pl.DataFrame({name: [v for p in parts for v in p[name]] for name in schema}, schema=schema)
+    counts = [len(p["symbol"]) for p in parts]
+    return pl.DataFrame([_column(name, dtype, [p[name] for p in parts], counts) for name, dtype in schema.items()])
 
 
 def step(state: BookState, x: SessionInputs, settings: Settings, broker: ex.Broker | None = None) -> StepResult:
@@ -429,15 +464,33 @@ class BookOutput:
     state: BookState
 
 
+def _by_date_symbol(frames: list[pl.DataFrame], schema: dict) -> pl.DataFrame:
+    """The frames one after the other, sorted by (date, symbol). The walk writes them in that order
+    already (sessions in order, each sorted by symbol), so the sort is skipped when a check finds them
+    sorted: no second copy of a window's table (the concatenation itself copies nothing)."""
+    df = pl.concat(frames, how="vertical", rechunk=False) if frames else pl.DataFrame(schema=schema)
+    d, s = pl.col("date"), pl.col("symbol")
+    in_order = df.select(((d > d.shift(1)) | ((d == d.shift(1)) & (s >= s.shift(1)))).fill_null(True).all()).item()
+    return df if in_order else df.sort(["date", "symbol"])
+
+
 def run_book(state: BookState, sessions, settings: Settings, broker: ex.Broker | None = None) -> BookOutput:
     """Walk the sessions in order from `state` (an iterable of SessionInputs); frames sorted by (date, symbol).
 
-    Same numbers as chaining `step`; the sessions' rows are kept as Python lists/arrays and each
-    table is built once at the end."""
+    Same numbers as chaining `step`; the sessions' rows are kept as Python lists/arrays and become
+    frames every _FLUSH_SESSIONS sessions (bounded memory: Python floats and lists take ~4x a frame's
+    bytes)."""
     broker = broker or ex.PaperBroker(settings.execution)
     rd, od, fd, pd_, rows, splits = [], [], [], [], [], {}
-    rd_frames: list[pl.DataFrame] = []  # every _FLUSH_SESSIONS sessions the Python rows become one frame
-    pos_frames: list[pl.DataFrame] = []  # (bounded memory: Python floats and lists take ~4x a frame's bytes)
+    frames: dict[str, list[pl.DataFrame]] = {"risk": [], "orders": [], "fills": [], "positions": []}
+
+    def flush() -> None:
+        frames["risk"].append(_risk_frame(rd))
+        frames["orders"].append(pl.DataFrame(od, schema=ex.ORDER_SCHEMA, orient="row"))
+        frames["fills"].append(pl.DataFrame(fd, schema=ex.FILL_SCHEMA, orient="row"))
+        frames["positions"].append(_columns_frame(pd_, POSITION_SCHEMA))
+        rd.clear(), od.clear(), fd.clear(), pd_.clear()
+
     pending = state.pending_orders.select(list(ex.ORDER_SCHEMA)).rows() if state.pending_orders.height else []
     prev = None
     # The walk allocates millions of small lists and no reference cycles: the cyclic GC's repeated
@@ -458,23 +511,19 @@ def run_book(state: BookState, sessions, settings: Settings, broker: ex.Broker |
             splits[x.date] = r.split_ratios
             prev = x.date
             if len(rd) >= _FLUSH_SESSIONS:
-                rd_frames.append(_risk_frame(rd))
-                pos_frames.append(_columns_frame(pd_, POSITION_SCHEMA))
-                rd, pd_ = [], []
+                flush()
     finally:
         if gc_was_enabled:
             gc.enable()
     if prev is not None:
         state = replace(state, pending_orders=pl.DataFrame(pending, schema=ex.ORDER_SCHEMA, orient="row"))
-
-    if rd or not rd_frames:
-        rd_frames.append(_risk_frame(rd))
-        pos_frames.append(_columns_frame(pd_, POSITION_SCHEMA))
+    if rd or not frames["risk"]:
+        flush()
     return BookOutput(
-        risk_decisions=pl.concat(rd_frames, how="vertical", rechunk=True).sort(["date", "symbol"]),
-        orders=pl.DataFrame(od, schema=ex.ORDER_SCHEMA, orient="row").sort(["date", "symbol"]),
-        fills=pl.DataFrame(fd, schema=ex.FILL_SCHEMA, orient="row").sort(["date", "symbol"]),
-        positions=pl.concat(pos_frames, how="vertical", rechunk=True).sort(["date", "symbol"]),
+        risk_decisions=_by_date_symbol(frames.pop("risk"), RISK_DECISION_SCHEMA),
+        orders=_by_date_symbol(frames.pop("orders"), ex.ORDER_SCHEMA),
+        fills=_by_date_symbol(frames.pop("fills"), ex.FILL_SCHEMA),
+        positions=_by_date_symbol(frames.pop("positions"), POSITION_SCHEMA),
         portfolio=pl.DataFrame(rows, schema=PORTFOLIO_SCHEMA, orient="row") if rows else pl.DataFrame(schema=PORTFOLIO_SCHEMA),
         split_ratios=splits,
         state=state,

@@ -127,6 +127,12 @@ def _standardized_clean(r: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
         return np.zeros_like(r), np.zeros(r.shape[1], dtype=bool), None
     sd = r.std(axis=0, ddof=1)
     ok = sd > 0
+    if ok.all():
+        # the usual case, one copy instead of three: r[:, ok] (a boolean index on the columns) is a
+        # column-major copy, whose column means (pairwise sums) can differ in the last bit from a
+        # row-major r's; asfortranarray gives that same layout, hence the same numbers
+        f = np.asfortranarray(r)
+        return (f - f.mean(axis=0)) / sd, ok, sd
     z = np.zeros_like(r)
     z[:, ok] = (r[:, ok] - r[:, ok].mean(axis=0)) / sd[ok]
     return z, ok, sd
@@ -136,6 +142,9 @@ def portfolio_vol(weights: np.ndarray, vols: np.ndarray, z: np.ndarray, ok: np.n
     """Annual ex-ante volatility sqrt((D w)' C (D w)) = sqrt(||Z (D w)||^2 / (T - 1) + uncorrelated part)."""
     dw = np.nan_to_num(weights * vols)
     t = z.shape[0]
+    if ok.all() and z.flags.f_contiguous:  # z[:, ok] would be this same column-major matrix, copied
+        var = float(np.sum((z @ dw) ** 2) / (t - 1)) if t >= 2 and ok.size else 0.0
+        return math.sqrt(max(var, 0.0))
     var = float(np.sum((z[:, ok] @ dw[ok]) ** 2) / (t - 1)) if t >= 2 and ok.any() else 0.0
     var += float(np.sum(dw[~ok] ** 2))
     return math.sqrt(max(var, 0.0))
@@ -244,8 +253,94 @@ def _sector_sums(w: np.ndarray, sector_idx: np.ndarray, n_sectors: int) -> np.nd
     return np.bincount(sector_idx, weights=np.abs(w), minlength=n_sectors)
 
 
+# Reason-code slots in the order the gate's steps add them. A row's codes are its pre-risk codes, then
+# the codes of its set slots in this order, each code once (what appending "if not already there" step
+# by step gives); the gate keeps one bit mask per row instead of growing a list per row.
+_SLOTS = (rc.NO_PRICE, rc.TRADING_HALTED, rc.RISK_OVERRIDE, rc.VOL_SCALED, rc.DRAWDOWN_SCALED, rc.REGIME_RISK_OFF,
+          rc.RECOVERY_PHASE, rc.SINGLE_NAME_LIMIT, rc.SECTOR_LIMIT, rc.LEVERAGE_SCALED, rc.TAIL_RISK, rc.CVAR_SCALED,
+          rc.ADV_LIMIT, rc.BELOW_TRADE_THRESHOLD, rc.REDUCING_ONLY, rc.RISK_OVERRIDE, rc.LEVERAGE_LIMIT,
+          rc.SECTOR_LIMIT, rc.TAIL_RISK, rc.CVAR_BREACH, rc.POSITION_REDUCTION, rc.POSITION_INCREASE)
+(_B_NO_PRICE, _B_HALTED, _B_HALTED_OVERRIDE, _B_VOL, _B_DD, _B_REGIME, _B_RECOVERY, _B_SINGLE, _B_SECTOR,
+ _B_LEV_SCALED, _B_TAIL, _B_CVAR_SCALED, _B_ADV, _B_SMALL, _B_REDUCING, _B_REDUCING_OVERRIDE, _B_LEV_LIMIT,
+ _B_SECTOR_FINAL, _B_TAIL_FINAL, _B_CVAR_BREACH, _B_REDUCTION, _B_INCREASE) = (1 << k for k in range(len(_SLOTS)))
+_GATE_CODES = frozenset(_SLOTS)
+_SLOT_CODES: dict[int, list[str]] = {}  # bit mask -> its codes (few distinct masks: built once each)
+
+
+def _slot_codes(mask: int) -> list[str]:
+    codes = _SLOT_CODES.get(mask)
+    if codes is None:
+        codes = []
+        for k, c in enumerate(_SLOTS):
+            if mask >> k & 1 and c not in codes:
+                codes.append(c)
+        _SLOT_CODES[mask] = codes
+    return codes
+
+
+def _row_codes(pre_codes: list[list[str]], bits: np.ndarray) -> list[list[str]]:
+    """Per row: its pre-risk codes, then the codes of its slots not already among them."""
+    out = []
+    for pre, b in zip(pre_codes, bits.tolist()):
+        if not b:
+            out.append(list(pre))
+            continue
+        gc = _slot_codes(b)
+        if _GATE_CODES.isdisjoint(pre):
+            out.append([*pre, *gc])
+        else:
+            out.append([*pre, *(c for c in gc if c not in pre)])
+    return out
+
+
+# Adjustment keys whose value is shared by many rows of a session (bit masks per row); the JSON of a
+# row's adjustments is json.dumps(dict, sort_keys=True): the keys sorted before "notes" are written
+# first, then the notes, then the keys after (adv_cap_shares, per row, sorts first of all).
+_ADJ_BEFORE_NOTES = ("cvar_scale", "drawdown_scale", "leverage_scale")
+_ADJ_AFTER_NOTES = ("recovery_scale", "regime_scale", "sector_scale", "single_name_cap", "tail_scale", "vol_scale")
+_A_BIT = {k: 1 << j for j, k in enumerate(_ADJ_BEFORE_NOTES + _ADJ_AFTER_NOTES)}
+
+
+def _adjustment_texts(akeys: np.ndarray, values: dict, sector_idx: np.ndarray, sector_values: list[float],
+                      regime_values: np.ndarray, adv_rows: dict[int, float], notes: dict[int, list[str]]) -> list[str]:
+    """Each row's adjustments as json.dumps(dict, sort_keys=True) ("{}" when empty), built once per
+    distinct combination of shared values (keys present x sector) plus the rows with notes or an ADV cap."""
+    n = len(akeys)
+    if n == 0:
+        return []
+    sec_bit = _A_BIT["sector_scale"]
+    pid = akeys * (len(sector_values) + 1) + np.where(akeys & sec_bit, sector_idx + 1, 0)
+    _, first, inverse = np.unique(pid, return_index=True, return_inverse=True)
+    parts = []  # per pattern: (inner text before "notes", inner text after "notes")
+    for i in first.tolist():
+        ak = int(akeys[i])
+        vals = dict(values, sector_scale=sector_values[sector_idx[i]] if ak & sec_bit else None,
+                    regime_scale=regime_values[i])
+        before = {k: vals[k] for k in _ADJ_BEFORE_NOTES if ak & _A_BIT[k]}
+        after = {k: vals[k] for k in _ADJ_AFTER_NOTES if ak & _A_BIT[k]}
+        parts.append((_ADJUSTMENTS_JSON(before)[1:-1], _ADJUSTMENTS_JSON(after)[1:-1]))
+    texts = ["{" + ", ".join(t for t in pa if t) + "}" for pa in parts]
+    inverse = inverse.reshape(-1).tolist()
+    out = [texts[k] for k in inverse]
+    # rows with notes or an ADV cap: many share their text too (a sector's note, the same tiny order)
+    cache: dict[tuple, str] = {}
+    for i in adv_rows.keys() | notes.keys():
+        key = (inverse[i], adv_rows.get(i), tuple(notes.get(i, ())))
+        text = cache.get(key)
+        if text is None:
+            before, after = parts[key[0]]
+            pieces = ('"adv_cap_shares": ' + _ADJUSTMENTS_JSON(key[1]) if key[1] is not None else "", before,
+                      '"notes": ' + _ADJUSTMENTS_JSON(notes[i]) if i in notes else "", after)
+            text = cache[key] = "{" + ", ".join(t for t in pieces if t) + "}"
+        out[i] = text
+    return out
+
+
 def gate(x: GateInput, s: RiskSettings) -> GateResult:
-    """Run the risk gate on one session (see the module docstring for every rule)."""
+    """Run the risk gate on one session (see the module docstring for every rule).
+
+    Column-wise: each step flags its rows in bit masks (reason codes, adjustment keys) and only the
+    rows with a note get a Python list; codes and the adjustments' JSON are built once at the end."""
     n = len(x.symbols)
     price = np.asarray(x.price, dtype=float)
     markable = np.isfinite(price) & (price > 0)
@@ -255,41 +350,47 @@ def gate(x: GateInput, s: RiskSettings) -> GateResult:
     nav = float(x.nav)
     w0 = q0 * safe_px / nav if nav > 0 else np.zeros(n)
     raw = np.asarray(x.target_raw, dtype=float)
-    codes: list[list[str]] = [list(c) for c in x.pre_codes]
-    notes: list[list[str]] = [[] for _ in range(n)]
-    adj: list[dict] = [{} for _ in range(n)]
+    pre_reject = np.asarray(x.pre_reject, dtype=bool)
+    bits = np.zeros(n, dtype=np.int64)  # reason-code slots per row (_SLOTS)
+    akeys = np.zeros(n, dtype=np.int64)  # shared-value adjustment keys per row (_A_BIT)
+    notes: dict[int, list[str]] = {}
+    adv_rows: dict[int, float] = {}
     sectors_list = sorted(set(x.sectors))
     sec_pos = {sc: j for j, sc in enumerate(sectors_list)}
     sector_idx = np.array([sec_pos[sc] for sc in x.sectors], dtype=int) if n else np.zeros(0, int)
     n_sec = len(sectors_list)
-    returns = np.nan_to_num(np.asarray(x.returns, dtype=float)).reshape(-1, n)
+    returns = np.asarray(x.returns, dtype=float)
+    returns = (returns.copy(order="K") if np.isfinite(returns).all() else np.nan_to_num(returns)).reshape(-1, n)
     # one cleaned copy (the measures' own NaN cleaning is a no-op on it, so it is skipped below)
-    z, ok, sd = _standardized_clean(np.nan_to_num(returns))
+    z, ok, sd = _standardized_clean(returns)
     hist_vol = sd * math.sqrt(x.annualization) if sd is not None else np.zeros(n)
     vols = np.where(np.isfinite(x.vol) & (np.asarray(x.vol) > 0), x.vol, hist_vol)
     halted = x.trading_state == HALTED
 
-    def add(i: int, code: str, note: str | None = None) -> None:
-        if code not in codes[i]:
-            codes[i].append(code)
-        if note:
-            notes[i].append(note)
+    def note(rows, text) -> None:
+        """Append a note (a string, a list aligned with `rows`, or a function of the row) to each of `rows`."""
+        rows = rows.tolist() if isinstance(rows, np.ndarray) else rows
+        texts = [text] * len(rows) if isinstance(text, str) else text if isinstance(text, list) else map(text, rows)
+        for i, t in zip(rows, texts):
+            if i in notes:
+                notes[i].append(t)
+            else:
+                notes[i] = [t]
 
     # which names the gate may trade
-    fixed = np.asarray(x.pre_reject, dtype=bool) | ~has_price | ~np.isfinite(raw) | halted
-    for i in range(n):
-        if not has_price[i]:
-            add(i, rc.NO_PRICE, f"no close for {x.symbols[i]}: cannot size or mark a trade; position held")
-        elif x.pre_reject[i] and q0[i] != 0:
-            notes[i].append(f"pre-risk REJECT ({', '.join(x.pre_codes[i]) or 'no reason'}): "
-                            f"position of {q0[i]:g} shares held as is, no trade on untrusted data")
-        if halted:
-            add(i, rc.TRADING_HALTED, f"trading HALTED: drawdown {x.drawdown:.1%} >= {s.halt_drawdown:.0%}")
-            add(i, rc.RISK_OVERRIDE)
+    fixed = pre_reject | ~has_price | ~np.isfinite(raw) | halted
+    no_px = np.flatnonzero(~has_price)
+    bits[no_px] |= _B_NO_PRICE
+    note(no_px, lambda i: f"no close for {x.symbols[i]}: cannot size or mark a trade; position held")
+    note(np.flatnonzero(has_price & pre_reject & (q0 != 0)),
+         lambda i: f"pre-risk REJECT ({', '.join(x.pre_codes[i]) or 'no reason'}): "
+                   f"position of {q0[i]:g} shares held as is, no trade on untrusted data")
+    if halted:
+        bits |= _B_HALTED | _B_HALTED_OVERRIDE
+        note(range(n), f"trading HALTED: drawdown {x.drawdown:.1%} >= {s.halt_drawdown:.0%}")
     free = ~fixed
     w = np.where(free, np.maximum(np.nan_to_num(raw), 0.0), w0)
-    for i in np.flatnonzero(free & (np.nan_to_num(raw) < 0)):
-        notes[i].append(f"negative raw target {raw[i]:.4f} -> 0 (long-only book)")
+    note(np.flatnonzero(free & (np.nan_to_num(raw) < 0)), lambda i: f"negative raw target {raw[i]:.4f} -> 0 (long-only book)")
 
     # adjustments (tradable names only)
     sigma_raw = portfolio_vol(w, vols, z, ok)
@@ -298,27 +399,28 @@ def gate(x: GateInput, s: RiskSettings) -> GateResult:
     f_rec = recovery_factor(x.recovery_phase, s.recovery_phases)
     f_reg = np.array([regime_factor(r, s.risk_off_multiplier) for r in x.regime]) if n else np.zeros(0)
     mult = f_vol * f_dd * f_rec * f_reg
-    f_vol_r, f_dd_r = round(f_vol, 10), round(f_dd, 10)
-    for i in np.flatnonzero(free & (w > 0)):
-        if f_vol < 1:
-            add(i, rc.VOL_SCALED)
-            adj[i]["vol_scale"] = f_vol_r
-        if f_dd < 1:
-            add(i, rc.DRAWDOWN_SCALED)
-            adj[i]["drawdown_scale"] = f_dd_r
-        if f_reg[i] < 1:
-            add(i, rc.REGIME_RISK_OFF)
-            adj[i]["regime_scale"] = f_reg[i]
-        if f_rec < 1:
-            add(i, rc.RECOVERY_PHASE)
-            adj[i]["recovery_scale"] = f_rec
+    values = {"vol_scale": round(f_vol, 10), "drawdown_scale": round(f_dd, 10), "recovery_scale": f_rec,
+              "single_name_cap": s.max_single_name}
+    scaled = free & (w > 0)
+    if f_vol < 1:
+        bits[scaled] |= _B_VOL
+        akeys[scaled] |= _A_BIT["vol_scale"]
+    if f_dd < 1:
+        bits[scaled] |= _B_DD
+        akeys[scaled] |= _A_BIT["drawdown_scale"]
+    reg = scaled & (f_reg < 1)
+    bits[reg] |= _B_REGIME
+    akeys[reg] |= _A_BIT["regime_scale"]
+    if f_rec < 1:
+        bits[scaled] |= _B_RECOVERY
+        akeys[scaled] |= _A_BIT["recovery_scale"]
     w = np.where(free, w * mult, w)
 
     # 1. single name
     over = free & (w > s.max_single_name)
-    for i in np.flatnonzero(over):
-        add(i, rc.SINGLE_NAME_LIMIT, f"target {w[i]:.2%} capped at the single-name limit {s.max_single_name:.0%}")
-        adj[i]["single_name_cap"] = s.max_single_name
+    bits[over] |= _B_SINGLE
+    akeys[over] |= _A_BIT["single_name_cap"]
+    note(np.flatnonzero(over), lambda i: f"target {w[i]:.2%} capped at the single-name limit {s.max_single_name:.0%}")
     w = np.where(over, s.max_single_name, w)
 
     # 2. sector, pro rata over the sector's tradable names
@@ -330,11 +432,14 @@ def gate(x: GateInput, s: RiskSettings) -> GateResult:
         if fixed_sec[j] + free_sec[j] > s.max_sector + _EPS and free_sec[j] > 0 and fixed_sec[j] < s.max_sector:
             sec_scale[j] = (s.max_sector - fixed_sec[j]) / free_sec[j]
     sec_scale_r = [round(float(v), 10) for v in sec_scale]
-    for i in np.flatnonzero(free & (w > 0) & (sec_scale[sector_idx] < 1)):
-        j = sector_idx[i]
-        add(i, rc.SECTOR_LIMIT, f"sector {sectors_list[j]} at {fixed_sec[j] + free_sec[j]:.2%} > "
-                                f"{s.max_sector:.0%}: its names scaled by {sec_scale[j]:.4f}")
-        adj[i]["sector_scale"] = sec_scale_r[j]
+    sec_rows = free & (w > 0) & (sec_scale[sector_idx] < 1)
+    if sec_rows.any():
+        bits[sec_rows] |= _B_SECTOR
+        akeys[sec_rows] |= _A_BIT["sector_scale"]
+        sec_note = [f"sector {sectors_list[j]} at {fixed_sec[j] + free_sec[j]:.2%} > {s.max_sector:.0%}: "
+                    f"its names scaled by {sec_scale[j]:.4f}" for j in range(n_sec)]
+        rows = np.flatnonzero(sec_rows)
+        note(rows, [sec_note[j] for j in sector_idx[rows].tolist()])
     w = np.where(free, w * sec_scale[sector_idx], w)
 
     # 3. gross leverage, pro rata
@@ -342,11 +447,11 @@ def gate(x: GateInput, s: RiskSettings) -> GateResult:
     free_gross = float(np.where(free, w, 0.0).sum())
     if fixed_gross + free_gross > s.max_gross_leverage + _EPS and free_gross > 0 and fixed_gross < s.max_gross_leverage:
         g = (s.max_gross_leverage - fixed_gross) / free_gross
-        g_r = round(g, 10)
-        for i in np.flatnonzero(free & (w > 0)):
-            add(i, rc.LEVERAGE_SCALED, f"gross {fixed_gross + free_gross:.2f}x > {s.max_gross_leverage:.2f}x: "
-                                       f"scaled by {g:.4f}")
-            adj[i]["leverage_scale"] = g_r
+        values["leverage_scale"] = round(g, 10)
+        lev = free & (w > 0)
+        bits[lev] |= _B_LEV_SCALED
+        akeys[lev] |= _A_BIT["leverage_scale"]
+        note(np.flatnonzero(lev), f"gross {fixed_gross + free_gross:.2f}x > {s.max_gross_leverage:.2f}x: scaled by {g:.4f}")
         w = np.where(free, w * g, w)
 
     # 4-5. tail probability and CVaR: largest scale of the tradable part meeting the limit
@@ -359,17 +464,18 @@ def gate(x: GateInput, s: RiskSettings) -> GateResult:
     def cvar_at(scale: float) -> float:
         return _cvar_clean(returns, w_fixed + scale * w_free, s.cvar_confidence)
 
-    for metric, limit, code, key in ((tail_at, s.tail_prob_limit, rc.TAIL_RISK, "tail_scale"),
-                                     (cvar_at, s.cvar_limit, rc.CVAR_SCALED, "cvar_scale")):
+    for metric, limit, bit, key in ((tail_at, s.tail_prob_limit, _B_TAIL, "tail_scale"),
+                                    (cvar_at, s.cvar_limit, _B_CVAR_SCALED, "cvar_scale")):
         if not w_free.any():
             break
         sc, feasible = _largest_scale(metric, limit, s.scale_search_iterations)
         if feasible and sc < 1.0:  # infeasible (fixed names alone breach): step 9 rejects the buys
-            sc_r = round(sc, 10)
-            for i in np.flatnonzero(w_free > 0):
-                add(i, code, f"{key.split('_')[0]} of the proposed book above its limit {limit:g}: "
-                             f"tradable names scaled by {sc:.4f}")
-                adj[i][key] = sc_r
+            values[key] = round(sc, 10)
+            rows = w_free > 0
+            bits[rows] |= bit
+            akeys[rows] |= _A_BIT[key]
+            note(np.flatnonzero(rows), f"{key.split('_')[0]} of the proposed book above its limit {limit:g}: "
+                                       f"tradable names scaled by {sc:.4f}")
             w_free = w_free * sc
     w = w_fixed + w_free
 
@@ -378,13 +484,14 @@ def gate(x: GateInput, s: RiskSettings) -> GateResult:
     order = np.where(free, target_qty - q0, 0.0)
     adv = np.asarray(x.adv, dtype=float)
     adv_cap = np.where(np.isfinite(adv) & (adv > 0), np.floor(s.max_adv_fraction * np.nan_to_num(adv)), 0.0)
-    for i in np.flatnonzero(free & (order != 0) & (np.abs(order) > adv_cap)):
+    for i in np.flatnonzero(free & (order != 0) & (np.abs(order) > adv_cap)).tolist():
+        bits[i] |= _B_ADV
         if adv_cap[i] == 0 and not (np.isfinite(adv[i]) and adv[i] > 0):
-            add(i, rc.ADV_LIMIT, f"no ADV for {x.symbols[i]}: liquidity unknown, no order")
+            note((i,), f"no ADV for {x.symbols[i]}: liquidity unknown, no order")
         else:
-            add(i, rc.ADV_LIMIT, f"order {order[i]:+g} shares capped at {s.max_adv_fraction:.0%} of ADV "
-                                 f"({adv[i]:.0f}) = {adv_cap[i]:g}")
-        adj[i]["adv_cap_shares"] = float(adv_cap[i])
+            note((i,), f"order {order[i]:+g} shares capped at {s.max_adv_fraction:.0%} of ADV "
+                       f"({adv[i]:.0f}) = {adv_cap[i]:g}")
+        adv_rows[i] = float(adv_cap[i])
         order[i] = math.copysign(adv_cap[i], order[i])
 
     # 7. minimum trade size, unless a sell is needed because a limit is breached now
@@ -393,19 +500,20 @@ def gate(x: GateInput, s: RiskSettings) -> GateResult:
         float(np.abs(w0).sum()) > s.max_gross_leverage + _EPS)
     small = free & (order != 0) & (np.abs(order) * safe_px / nav < s.min_trade_weight) if nav > 0 else free & False
     small &= ~((order < 0) & cur_breach)
-    for i in np.flatnonzero(small):
-        add(i, rc.BELOW_TRADE_THRESHOLD, f"order {order[i]:+g} shares < {s.min_trade_weight:.2%} of NAV: not worth trading")
+    bits[small] |= _B_SMALL
+    rows = np.flatnonzero(small)
+    note(rows, [f"order {q:+g} shares < {s.min_trade_weight:.2%} of NAV: not worth trading" for q in order[rows].tolist()])
     order = np.where(small, 0.0, order)
 
     # 8. trading state
-    rejected: dict[int, str] = {}
+    rejected = np.zeros(n, dtype=bool)
     if x.trading_state == REDUCING:
-        for i in np.flatnonzero(order > 0):
-            add(i, rc.REDUCING_ONLY, f"trading REDUCING (drawdown {x.drawdown:.1%} >= {s.reducing_drawdown:.0%}): "
-                                     "only risk-reducing orders allowed")
-            add(i, rc.RISK_OVERRIDE)
-            rejected[i] = rc.REDUCING_ONLY
-        order = np.where(order > 0, 0.0, order)
+        buys = order > 0
+        bits[buys] |= _B_REDUCING | _B_REDUCING_OVERRIDE
+        note(np.flatnonzero(buys), f"trading REDUCING (drawdown {x.drawdown:.1%} >= {s.reducing_drawdown:.0%}): "
+                                   "only risk-reducing orders allowed")
+        rejected |= buys
+        order = np.where(buys, 0.0, order)
 
     # 9. feasibility of the final book: buys that add to a breached aggregate are rejected
     def final_w(o: np.ndarray) -> np.ndarray:
@@ -414,47 +522,42 @@ def gate(x: GateInput, s: RiskSettings) -> GateResult:
     wf = final_w(order)
     gross_f = float(np.abs(wf).sum())
     if gross_f > s.max_gross_leverage + 1e-6 and (order > 0).any():
-        for i in np.flatnonzero(order > 0):
-            add(i, rc.LEVERAGE_LIMIT, f"final gross {gross_f:.3f}x > {s.max_gross_leverage:.2f}x: buy rejected")
-            rejected[i] = rc.LEVERAGE_LIMIT
-        order = np.where(order > 0, 0.0, order)
+        buys = order > 0
+        bits[buys] |= _B_LEV_LIMIT
+        note(np.flatnonzero(buys), f"final gross {gross_f:.3f}x > {s.max_gross_leverage:.2f}x: buy rejected")
+        rejected |= buys
+        order = np.where(buys, 0.0, order)
         wf = final_w(order)
     sec_f = _sector_sums(wf, sector_idx, n_sec)
-    for i in np.flatnonzero((order > 0) & (sec_f[sector_idx] > s.max_sector + 1e-6)):
-        add(i, rc.SECTOR_LIMIT, f"sector {x.sectors[i]} would be {sec_f[sector_idx[i]]:.2%} > {s.max_sector:.0%}: buy rejected")
-        rejected[i] = rc.SECTOR_LIMIT
-        order[i] = 0.0
+    sec_buys = (order > 0) & (sec_f[sector_idx] > s.max_sector + 1e-6)
+    if sec_buys.any():
+        bits[sec_buys] |= _B_SECTOR_FINAL
+        note(np.flatnonzero(sec_buys), lambda i: f"sector {x.sectors[i]} would be {sec_f[sector_idx[i]]:.2%} > "
+                                                 f"{s.max_sector:.0%}: buy rejected")
+        rejected |= sec_buys
+        order = np.where(sec_buys, 0.0, order)
     wf = final_w(order)
-    for metric_final, limit, code, label in (
+    for metric_final, limit, bit, label in (
         (lambda ww: tail_probability(_std_clean(returns, ww), s.tail_loss_threshold, s.tail_dof),
-         s.tail_prob_limit, rc.TAIL_RISK, "tail probability"),
-        (lambda ww: _cvar_clean(returns, ww, s.cvar_confidence), s.cvar_limit, rc.CVAR_BREACH, "CVaR"),
+         s.tail_prob_limit, _B_TAIL_FINAL, "tail probability"),
+        (lambda ww: _cvar_clean(returns, ww, s.cvar_confidence), s.cvar_limit, _B_CVAR_BREACH, "CVaR"),
     ):
         val = metric_final(wf)
         if val > limit + 1e-9 and (order > 0).any():
-            for i in np.flatnonzero(order > 0):
-                add(i, code, f"{label} of the final book {val:.4f} > limit {limit:g}: risk-adding buy rejected")
-                rejected[i] = code
-            order = np.where(order > 0, 0.0, order)
+            buys = order > 0
+            bits[buys] |= bit
+            note(np.flatnonzero(buys), f"{label} of the final book {val:.4f} > limit {limit:g}: risk-adding buy rejected")
+            rejected |= buys
+            order = np.where(buys, 0.0, order)
             wf = final_w(order)
 
     # decisions
-    decision: list[str] = []
-    pre_reject = np.asarray(x.pre_reject, dtype=bool)
-    for i in range(n):
-        if halted or pre_reject[i] or not has_price[i] or i in rejected:
-            d = rc.REJECT
-        elif order[i] < 0:
-            d = rc.EXECUTE_SELL
-            add(i, rc.POSITION_REDUCTION)
-        elif order[i] > 0:
-            d = rc.EXECUTE_BUY
-            add(i, rc.POSITION_INCREASE)
-        else:
-            d = rc.HOLD
-        decision.append(d)
-        if notes[i]:
-            adj[i]["notes"] = notes[i]
+    rej = halted | pre_reject | ~has_price | rejected
+    sell = ~rej & (order < 0)
+    buy = ~rej & (order > 0)
+    bits[sell] |= _B_REDUCTION
+    bits[buy] |= _B_INCREASE
+    decision = np.where(rej, rc.REJECT, np.where(sell, rc.EXECUTE_SELL, np.where(buy, rc.EXECUTE_BUY, rc.HOLD))).tolist()
     cvar_final = _cvar_clean(returns, wf, s.cvar_confidence)
     tail_final = tail_probability(_std_clean(returns, wf), s.tail_loss_threshold, s.tail_dof)
     sec_final = _sector_sums(wf, sector_idx, n_sec)
@@ -473,8 +576,8 @@ def gate(x: GateInput, s: RiskSettings) -> GateResult:
         order_qty=order,
         approved_weight=wf,
         current_weight=w0,
-        reason_codes=codes,
-        adjustments=[_ADJUSTMENTS_JSON(a) if a else "{}" for a in adj],
+        reason_codes=_row_codes(x.pre_codes, bits),
+        adjustments=_adjustment_texts(akeys, values, sector_idx, sec_scale_r, f_reg, adv_rows, notes),
         cvar=cvar_final,
         tail_prob=tail_final,
         gross=float(np.abs(wf).sum()),
