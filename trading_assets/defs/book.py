@@ -35,7 +35,7 @@ import polars as pl
 from trading_assets.defs.summary import cycle_id_for as summary_cycle_id
 from trading_assets.defs.partitions import SAME_SESSION, SESSIONS, SINGLE_RUN, lookback, window_of
 from trading_assets.defs.resources import PipelineConfig, WarehouseResource
-from trading_assets.defs.signals import replace_window_in_session_blocks
+from trading_assets.store.staged_writes import replace_window_in_session_blocks
 from trading_assets.domain import calendar
 from trading_assets.domain import execution as ex
 from trading_assets.domain import portfolio as pf

@@ -16,7 +16,7 @@ from datetime import date
 import dagster as dg
 import polars as pl
 
-from trading_assets.defs.features import replace_window_in_chunks
+from trading_assets.store.staged_writes import replace_window_in_chunks
 from trading_assets.defs.partitions import SAME_SESSION, SESSIONS, SINGLE_RUN, run_window, sessions_without_rows, window_of
 from trading_assets.defs.resources import PipelineConfig, WarehouseResource
 from trading_assets.defs.signals import session_blocks

@@ -11,14 +11,10 @@ quality_flagged = true (domain/features/compute.py).
 """
 
 
-import tempfile
 import time
-from collections.abc import Iterable, Sequence
 from datetime import date, datetime
-from pathlib import Path
 
 import dagster as dg
-import duckdb
 import polars as pl
 
 from trading_assets.defs.partitions import SESSIONS, SINGLE_RUN, lookback, window_of
@@ -26,6 +22,7 @@ from trading_assets.defs.resources import PipelineConfig, WarehouseResource
 from trading_assets.domain.features import FEATURE_NAMES, feature_version
 from trading_assets.domain.features.compute import window_chunks
 from trading_assets.domain.features.catalog import BY_NAME, sql_columns
+from trading_assets.store.staged_writes import replace_window_in_chunks
 
 # Lineage: the largest window (252 sessions) plus a margin. The asset actually reads from
 # settings.history_start (see the module docstring); the mapping records the sessions that matter.
@@ -33,11 +30,6 @@ FEATURES_LOOKBACK_SESSIONS = 260
 
 CHECK_EVERY_SESSION_HAS_FEATURES = "features_every_session_has_rows"
 CHECK_FINITE_FEATURES = "features_finite_outside_warmup"
-
-# DuckDB's buffer pool while the features window is written (see replace_window_in_chunks)
-WRITE_MEMORY_LIMIT = "1GB"
-# a window of up to this many rows is inserted from memory, a larger one staged through Parquet
-STAGE_IN_MEMORY_MAX_ROWS = 400_000
 
 _BAR_COLUMNS = ["date", "symbol", "open", "high", "low", "close", "volume"]
 
@@ -93,94 +85,6 @@ class _WindowStats:
         for day, n in frame.group_by("date").len().iter_rows():
             self.per_session[day] = self.per_session.get(day, 0) + n
         self.non_finite.update(_non_finite_by_symbol(frame))
-
-
-def replace_window_in_chunks(
-    wh,
-    table: str,
-    frames: Iterable[pl.DataFrame],
-    start: date,
-    end: date,
-    symbols: Sequence[str] | None = None,
-) -> int:
-    """Warehouse.replace_window for a window that arrives in chunks, with the same guarantee: the
-    table's window is replaced in ONE transaction (BEGIN; DELETE the window (of `symbols`, if given);
-    INSERT; COMMIT, ROLLBACK on any error), so a reader never sees a half-written window.
-
-    The chunks are first written, one at a time, to Parquet files in a temporary folder beside the
-    warehouse (removed afterwards; an error while a chunk is produced leaves `table` untouched), and
-    the transaction then inserts them with one INSERT ... SELECT FROM read_parquet. Measured on
-    DuckDB 2.0: a transaction's own appended rows (INSERT from registered frames) stay in memory
-    until COMMIT whatever memory_limit says (~1.2 GB per million 150-column rows), while one
-    INSERT ... SELECT from a scan stays within the buffer pool's limit (WRITE_MEMORY_LIMIT).
-    Up to STAGE_IN_MEMORY_MAX_ROWS rows in all (a daily run, a 250-symbol backfill) are kept in memory
-    and inserted from Arrow instead (measured: 315k x 150 columns, 1.7 s instead of 3.0 s through
-    Parquet); a window that grows past it is staged in Parquet from its first chunk on.
-    Returns the rows inserted."""
-    inserted = 0
-    wh.db_path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{table}-stage-", dir=wh.db_path.parent) as tmp:
-        files: list[str] = []
-        in_memory: list[pl.DataFrame] = []
-        cols = None
-
-        def stage(frame: pl.DataFrame) -> None:
-            files.append(str(Path(tmp) / f"{len(files):05d}.parquet"))
-            frame.write_parquet(files[-1], compression="uncompressed", statistics=False)
-
-        for frame in frames:
-            if frame.height == 0:
-                continue
-            outside = frame.filter((pl.col("date") < start) | (pl.col("date") > end)).height
-            if outside:
-                raise ValueError(f"{table}: {outside} rows fall outside the window {start}..{end}")
-            if symbols is not None and not frame["symbol"].is_in(list(symbols)).all():
-                raise ValueError(f"{table}: rows of symbols outside {list(symbols)}")
-            if cols is None:
-                cols = frame.columns
-            elif frame.columns != cols:
-                raise ValueError(f"{table}: chunk columns differ: {frame.columns} vs {cols}")
-            inserted += frame.height
-            if files or inserted > STAGE_IN_MEMORY_MAX_ROWS:
-                while in_memory:  # past the limit: everything goes through Parquet, in chunk order
-                    stage(in_memory.pop(0))
-                stage(frame)
-            else:
-                in_memory.append(frame)
-            del frame
-        with wh.connect() as con:
-            limit = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
-            con.execute(f"SET memory_limit = '{WRITE_MEMORY_LIMIT}'")
-            try:
-                con.execute("BEGIN TRANSACTION")
-                try:
-                    where = "date BETWEEN ? AND ?"
-                    params: list = [start, end]
-                    if symbols is not None:
-                        where += " AND symbol IN (SELECT unnest(?::VARCHAR[]))"
-                        params.append(list(symbols))
-                    con.execute(f"DELETE FROM {table} WHERE {where}", params)
-                    col_sql = ", ".join(cols or [])
-                    if files:
-                        # files in chunk order, rows in file order: the table gets the chunks' order
-                        con.execute(f"INSERT INTO {table} ({col_sql}) SELECT {col_sql} FROM read_parquet(?)", [files])
-                    elif in_memory:
-                        con.register("_incoming", pl.concat(in_memory).to_arrow())
-                        in_memory.clear()
-                        try:
-                            con.execute(f"INSERT INTO {table} ({col_sql}) SELECT {col_sql} FROM _incoming")
-                        finally:
-                            con.unregister("_incoming")
-                    con.execute("COMMIT")
-                except BaseException:
-                    try:
-                        con.execute("ROLLBACK")
-                    except duckdb.TransactionException:  # a failed COMMIT has already ended the transaction
-                        pass
-                    raise
-            finally:
-                con.execute(f"SET memory_limit = '{limit}'")
-    return inserted
 
 
 @dg.asset(

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import dagster as dg
 import polars as pl
 
-from trading_assets.defs.features import replace_window_in_chunks
+from trading_assets.store.staged_writes import replace_window_in_chunks
 from trading_assets.defs.reference import universe_symbols
 from trading_assets.defs.partitions import SESSIONS, SINGLE_RUN, lookback, run_window, window_of
 from trading_assets.defs.resources import PipelineConfig, WarehouseResource

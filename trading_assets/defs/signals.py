@@ -14,10 +14,8 @@ hold the index of every row a transaction appends in memory until COMMIT; measur
 memory_limit), one per block of ~1.5 M rows ~1.1 GB, the table without the key ~1.1 GB.
 """
 
-import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import date, timedelta
-from pathlib import Path
 
 import dagster as dg
 import polars as pl
@@ -27,6 +25,7 @@ from trading_assets.defs.reference import benchmark_symbols, universe_symbols
 from trading_assets.defs.resources import PipelineConfig, WarehouseResource
 from trading_assets.domain import calendar
 from trading_assets.domain.agents import AGENTS, REGIME_AGENT, agent_names, invalid_outputs, required_features, run_agents
+from trading_assets.store.staged_writes import replace_window_in_session_blocks
 from trading_assets.store.warehouse import Warehouse
 
 AGENT_OUTPUTS_VALID = "agent_outputs_valid"
@@ -45,59 +44,6 @@ def session_blocks(sessions: Sequence[date], n_symbols: int, rows: int | None = 
     k = max(1, (rows or ROWS_PER_BLOCK) // max(1, n_symbols))
     firsts = days[::k]
     return [(lo, nxt - timedelta(days=1)) for lo, nxt in zip(firsts, firsts[1:])] + ([(firsts[-1], days[-1])] if days else [])
-
-
-def replace_window_in_session_blocks(
-    wh: Warehouse,
-    table: str,
-    blocks: Iterable[tuple[date, date, pl.DataFrame]],
-    start: date,
-    end: date,
-    symbols: Sequence[str] | None = None,
-) -> int:
-    """Replace the rows of `table` in start..end (of `symbols`, if given) by blocks (lo, hi, frame)
-    whose date ranges tile the window (`session_blocks`). Each frame is staged to Parquet as it
-    arrives (an error while a block is produced, or a block that breaks the tiling, leaves `table`
-    untouched); then each block's range is replaced in its own transaction (BEGIN; DELETE lo..hi;
-    INSERT ... SELECT FROM read_parquet; COMMIT, ROLLBACK on error). All of a session's rows are in one
-    block, so a reader sees every session wholly as before or wholly as after the run, and DuckDB
-    holds one block's appended rows at a time. Returns the rows inserted."""
-    inserted = 0
-    wh.db_path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{table}-stage-", dir=wh.db_path.parent) as tmp:
-        staged: list[tuple[date, date, str | None]] = []
-        cols = None
-        for lo, hi, frame in blocks:
-            expected = staged[-1][1] + timedelta(days=1) if staged else start
-            if lo != expected or hi < lo or hi > end:
-                raise ValueError(f"{table}: block {lo}..{hi} does not continue the tiling of {start}..{end} at {expected}")
-            outside = frame.filter((pl.col("date") < lo) | (pl.col("date") > hi)).height
-            if outside:
-                raise ValueError(f"{table}: {outside} rows fall outside their block {lo}..{hi}")
-            if symbols is not None and not frame["symbol"].is_in(list(symbols)).all():
-                raise ValueError(f"{table}: rows of symbols outside the run's symbols")
-            cols = cols or frame.columns
-            if frame.columns != cols:
-                raise ValueError(f"{table}: block columns differ: {frame.columns} vs {cols}")
-            path = None
-            if frame.height:
-                path = str(Path(tmp) / f"{len(staged):05d}.parquet")
-                frame.write_parquet(path, compression="uncompressed", statistics=False)
-            staged.append((lo, hi, path))
-            inserted += frame.height
-        if not staged or staged[-1][1] != end:
-            raise ValueError(f"{table}: the blocks end on {staged[-1][1] if staged else None}, not on the window end {end}")
-        for lo, hi, path in staged:
-            where, params = "date BETWEEN ? AND ?", [lo, hi]
-            if symbols is not None:
-                where += " AND symbol IN (SELECT unnest(?::VARCHAR[]))"
-                params.append(list(symbols))
-            with wh.transaction() as con:
-                con.execute(f"DELETE FROM {table} WHERE {where}", params)
-                if path:
-                    col_sql = ", ".join(cols)
-                    con.execute(f"INSERT INTO {table} ({col_sql}) SELECT {col_sql} FROM read_parquet(?)", [path])
-    return inserted
 
 
 def check_feature_columns(wh: Warehouse, needed: Sequence[str]) -> None:

@@ -10,7 +10,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from trading_assets.defs.features import replace_window_in_chunks
+from trading_assets.store.staged_writes import replace_window_in_chunks
 from trading_assets.domain.features import compute_features
 from trading_assets.domain.features.compute import window_chunks
 from trading_assets.settings import FeatureSettings
@@ -97,9 +97,9 @@ def _frames(n: int, fail_at: int | None = None):
 
 @pytest.mark.parametrize("in_memory_max_rows", [1_000_000, 0, 3])  # all in memory, all Parquet, switch mid-window
 def test_replace_window_in_chunks_is_one_transaction(warehouse, monkeypatch, in_memory_max_rows):
-    import trading_assets.defs.features as features_defs
+    import trading_assets.store.staged_writes as staged_writes
 
-    monkeypatch.setattr(features_defs, "STAGE_IN_MEMORY_MAX_ROWS", in_memory_max_rows)
+    monkeypatch.setattr(staged_writes, "STAGE_IN_MEMORY_MAX_ROWS", in_memory_max_rows)
     warehouse.ensure_columns("features", {"rsi_14": "DOUBLE"})
     whole = pl.concat(list(_frames(3)))
     warehouse.replace_window("features", whole, date(2024, 1, 2), date(2024, 1, 3))
