@@ -504,7 +504,7 @@ def write_book(wh: Warehouse, settings: Settings, broker: ex.Broker, sessions: l
     checked as it goes. Nothing is written before the whole window is computed (an error in the walk
     writes nothing). One block: its five tables replace the window, one transaction each, as before.
     Several: each block's rows are staged to Parquet as it is walked, then each table's window is
-    replaced one transaction per block (signals.replace_window_in_session_blocks: DuckDB holds the
+    replaced one transaction per block (store/staged_writes.replace_window_in_session_blocks: DuckDB holds the
     primary-key index of a transaction's rows until COMMIT, ~1 GB for a 2.5 M row risk_decisions),
     each session whole in one block. Then the audit, block by block; a month is never split, so each
     monthly audit file gets its lines in the same order as from one block."""

@@ -6,7 +6,7 @@ flat long-only book (docs/ARCHITECTURE.md); the risk gate compares targets with 
 The benchmark gets no row.
 
 Blocks of sessions: a decision uses the same session's rows only (domain/meta_brain.py), so the window
-is read, decided and staged one block of whole sessions at a time (`signals.session_blocks`) with the
+is read, decided and staged one block of whole sessions at a time (`partitions.session_blocks`) with the
 same rows as one pass, and the blocks replace the window in ONE transaction (`replace_window_in_chunks`).
 """
 
@@ -17,9 +17,8 @@ import dagster as dg
 import polars as pl
 
 from trading_assets.store.staged_writes import replace_window_in_chunks
-from trading_assets.defs.partitions import SAME_SESSION, SESSIONS, SINGLE_RUN, run_window, sessions_without_rows, window_of
+from trading_assets.defs.partitions import SAME_SESSION, SESSIONS, SINGLE_RUN, run_window, session_blocks, sessions_without_rows, window_of
 from trading_assets.defs.resources import PipelineConfig, WarehouseResource
-from trading_assets.defs.signals import session_blocks
 from trading_assets.defs.summary import cycle_id_for
 from trading_assets.defs.reference import benchmark_symbols, universe_symbols
 from trading_assets.domain import meta_brain, reasons

@@ -7,6 +7,7 @@ day, so the 18:00 New York schedule can materialize the session that just closed
 """
 
 
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 
 import dagster as dg
@@ -78,3 +79,19 @@ def sessions_without_rows(dates, start: date, end: date) -> list[str]:
     what a blocking "every session has rows" check reports."""
     seen = set(dates)
     return [d.isoformat() for d in calendar.sessions(start, end) if d not in seen]
+
+
+# (session, symbol) rows per block: the agents' working set and the ~6x as many output rows of one
+# block are what stays in memory (a block of 250k rows is ~125 sessions of 2,000 symbols)
+ROWS_PER_BLOCK = 250_000
+
+
+def session_blocks(sessions: Sequence[date], n_symbols: int, rows: int | None = None) -> list[tuple[date, date]]:
+    """The sessions (sorted) cut into consecutive blocks of k = max(1, rows // n_symbols) sessions
+    (rows: ROWS_PER_BLOCK by default), each as the date range (its first session, the day before the
+    next block's first session; the last block ends on the last session): the ranges tile the window
+    day by day, so reading or replacing them one by one touches exactly the rows of the window."""
+    days = sorted(sessions)
+    k = max(1, (rows or ROWS_PER_BLOCK) // max(1, n_symbols))
+    firsts = days[::k]
+    return [(lo, nxt - timedelta(days=1)) for lo, nxt in zip(firsts, firsts[1:])] + ([(firsts[-1], days[-1])] if days else [])

@@ -15,12 +15,12 @@ memory_limit), one per block of ~1.5 M rows ~1.1 GB, the table without the key ~
 """
 
 from collections.abc import Iterator, Sequence
-from datetime import date, timedelta
+from datetime import date
 
 import dagster as dg
 import polars as pl
 
-from trading_assets.defs.partitions import SAME_SESSION, SESSIONS, SINGLE_RUN, run_window, sessions_without_rows, window_of
+from trading_assets.defs.partitions import SAME_SESSION, SESSIONS, SINGLE_RUN, run_window, session_blocks, sessions_without_rows, window_of
 from trading_assets.defs.reference import benchmark_symbols, universe_symbols
 from trading_assets.defs.resources import PipelineConfig, WarehouseResource
 from trading_assets.domain import calendar
@@ -30,22 +30,6 @@ from trading_assets.store.warehouse import Warehouse
 
 AGENT_OUTPUTS_VALID = "agent_outputs_valid"
 MODEL_OUTPUT_COLUMNS = ("date", "symbol", "agent", "mu", "sigma", "confidence", "explanation", "agent_version", "state", "run_id")
-# (session, symbol) rows per block: the agents' working set and the ~6x as many output rows of one
-# block are what stays in memory (a block of 250k rows is ~125 sessions of 2,000 symbols)
-ROWS_PER_BLOCK = 250_000
-
-
-def session_blocks(sessions: Sequence[date], n_symbols: int, rows: int | None = None) -> list[tuple[date, date]]:
-    """The sessions (sorted) cut into consecutive blocks of k = max(1, rows // n_symbols) sessions
-    (rows: ROWS_PER_BLOCK by default), each as the date range (its first session, the day before the
-    next block's first session; the last block ends on the last session): the ranges tile the window
-    day by day, so reading or replacing them one by one touches exactly the rows of the window."""
-    days = sorted(sessions)
-    k = max(1, (rows or ROWS_PER_BLOCK) // max(1, n_symbols))
-    firsts = days[::k]
-    return [(lo, nxt - timedelta(days=1)) for lo, nxt in zip(firsts, firsts[1:])] + ([(firsts[-1], days[-1])] if days else [])
-
-
 def check_feature_columns(wh: Warehouse, needed: Sequence[str]) -> None:
     """A clear error when the features table lacks a column the agents read."""
     present = set(wh.read("SELECT column_name FROM information_schema.columns WHERE table_name = 'features'")["column_name"])

@@ -121,7 +121,7 @@ def replace_window_in_session_blocks(
     symbols: Sequence[str] | None = None,
 ) -> int:
     """Replace the rows of `table` in start..end (of `symbols`, if given) by blocks (lo, hi, frame)
-    whose date ranges tile the window (`session_blocks`). Each frame is staged to Parquet as it
+    whose date ranges tile the window (defs/partitions.session_blocks). Each frame is staged to Parquet as it
     arrives (an error while a block is produced, or a block that breaks the tiling, leaves `table`
     untouched); then each block's range is replaced in its own transaction (BEGIN; DELETE lo..hi;
     INSERT ... SELECT FROM read_parquet; COMMIT, ROLLBACK on error). All of a session's rows are in one

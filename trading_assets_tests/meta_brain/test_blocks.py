@@ -1,6 +1,6 @@
 """agent_outputs and meta_decisions compute in blocks of sessions: the rows equal one pass, bit for bit.
 
-Pure level: run_agents and meta_brain.decide on session blocks (signals.session_blocks) of a random
+Pure level: run_agents and meta_brain.decide on session blocks (partitions.session_blocks) of a random
 features frame (nulls, NaN, inf, a benchmark) equal the whole-window call exactly. Asset level: the
 same range materialized with one session per block and with one block gives identical tables and
 metadata.
@@ -18,6 +18,8 @@ from polars.testing import assert_frame_equal
 
 from trading_assets.defs import decisions as dec_defs
 from trading_assets.defs import signals as sig_defs
+from trading_assets.defs import partitions
+from trading_assets.defs.partitions import session_blocks
 from trading_assets.domain import calendar, meta_brain
 from trading_assets.domain.agents import REGIME_AGENT, required_features, run_agents
 from trading_assets.settings import AgentSettings, MetaBrainSettings
@@ -54,21 +56,21 @@ def random_features(seed: int = 7) -> pl.DataFrame:
 
 def _blocks(frame: pl.DataFrame, rows: int) -> list[pl.DataFrame]:
     out = []
-    for lo, hi in sig_defs.session_blocks(DAYS, len(SYMBOLS), rows):
+    for lo, hi in session_blocks(DAYS, len(SYMBOLS), rows):
         out.append(frame.filter(pl.col("date").is_between(lo, hi)))
     return out
 
 
 def test_session_blocks_tile_the_window_day_by_day():
     for n_symbols, rows in ((31, 31 * 7), (31, 1), (2000, 250_000), (1, 10**9), (0, 5)):
-        blocks = sig_defs.session_blocks(DAYS, n_symbols, rows)
+        blocks = session_blocks(DAYS, n_symbols, rows)
         assert blocks[0][0] == DAYS[0] and blocks[-1][1] == DAYS[-1]
         assert all(hi >= lo for lo, hi in blocks)
         assert all(b[0] - a[1] == timedelta(days=1) for a, b in zip(blocks, blocks[1:]))  # no day missed or twice
         assert all(lo in DAYS for lo, _ in blocks)  # each block starts on a session: sessions never split
-    assert len(sig_defs.session_blocks(DAYS, 31, 31 * 7)) == -(-len(DAYS) // 7)
-    assert sig_defs.session_blocks(DAYS, 31, 10**9) == [(DAYS[0], DAYS[-1])]
-    assert sig_defs.session_blocks(DAYS[:1], 31, 1) == [(DAYS[0], DAYS[0])]
+    assert len(session_blocks(DAYS, 31, 31 * 7)) == -(-len(DAYS) // 7)
+    assert session_blocks(DAYS, 31, 10**9) == [(DAYS[0], DAYS[-1])]
+    assert session_blocks(DAYS[:1], 31, 1) == [(DAYS[0], DAYS[0])]
 
 
 @pytest.mark.parametrize("rows", [31, 31 * 7, 31 * 25])
@@ -107,11 +109,11 @@ def _meta(result, node: str) -> dict:
 
 def test_assets_one_session_per_block_equal_one_block(filled, monkeypatch):  # noqa: F811
     wh = filled
-    monkeypatch.setattr(sig_defs, "ROWS_PER_BLOCK", 10**9)
+    monkeypatch.setattr(partitions, "ROWS_PER_BLOCK", 10**9)
     one = dg.materialize(ASSETS, tags=_range_tags(SESSIONS[0], SESSIONS[-1]), resources=_resources(wh))
     assert one.success
     hashes_one = _tables(wh)
-    monkeypatch.setattr(sig_defs, "ROWS_PER_BLOCK", 1)  # one session per block
+    monkeypatch.setattr(partitions, "ROWS_PER_BLOCK", 1)  # one session per block
     blocked = dg.materialize(ASSETS, tags=_range_tags(SESSIONS[0], SESSIONS[-1]), resources=_resources(wh))
     assert blocked.success
     assert _tables(wh) == hashes_one
