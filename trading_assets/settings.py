@@ -204,6 +204,16 @@ class ExecutionSettings:
     min_commission: float = 1.0
     mode: str = "paper"  # "paper" or "live"; live needs a configured broker
     broker: str = ""  # name of a configured live broker; empty = none
+    # --- execution algorithms (domain/execution_algos.py) ---
+    algo: str = "market_on_open"  # "market_on_open" (fills at the next open), "twap" or "vwap" across session t+1
+    slices: int = 13  # child orders (equal time slots of the 390-minute session: 13 x 30 min)
+    participation_cap: float = 0.10  # each child <= this share of its slot's expected volume (ADV_t x profile)
+    leftover: str = "cancel"  # what the cap leaves undone: "cancel" or "carry" (to the next session)
+    path_steps: int = 390  # minutes of the seeded intraday paper path
+    # --- the live broker (domain/brokers/): keys come from the environment at the edge, never from here ---
+    broker_url: str = ""  # "" = the broker's paper endpoint; a URL overrides it (a local replay server in tests)
+    retry_attempts: int = 4  # retries of a request answered 429 or 5xx (or not answered)
+    retry_wait_s: float = 1.0  # first wait between retries; doubles each time (429: Retry-After when given)
 
 
 @dataclass(frozen=True)
