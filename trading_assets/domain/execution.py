@@ -11,8 +11,9 @@ Paper fill of an order decided at session t, at the open O of session t+1:
     commission    = max(min_commission, commission_per_share * quantity)
     cash change   = -(price * quantity) - commission   (BUY)
                     +(price * quantity) - commission   (SELL)
-An order whose fill session has no valid open (null, non-finite or <= 0) is CANCELLED: price NaN,
-no cash or position change, reason ORDER_CANCELLED.
+An order whose fill session has no valid open (null, non-finite or <= 0) is CANCELLED: price NULL
+(nothing was traded, so there is no price; never NaN, which SQL aggregates would propagate), no
+cash or position change, reason ORDER_CANCELLED.
 
 Split on the fill session's ex-date (the provider's prices are raw, price_factor = 1/r): a broker
 adjusts open orders by the split ratio, so the order quantity becomes floor(quantity * r) shares.
@@ -155,7 +156,7 @@ class PaperBroker:
             op = opens.get(sym)
             if not valid_price(op) or qty <= 0:
                 why = "no valid open price" if not valid_price(op) else "quantity rounds to 0 after split"
-                rows.append((oid, fill_date, odate, sym, side, qty, math.nan, 0.0, 0.0, CANCELLED,
+                rows.append((oid, fill_date, odate, sym, side, qty, None, 0.0, 0.0, CANCELLED,
                              f"{reasons.ORDER_CANCELLED}: {why} for {sym} on {fill_date}"))
                 continue
             px = fill_price(op, side, slip)

@@ -56,6 +56,11 @@ def test_range_run_positions_rerun_and_split_runs(market, tmp_path):
     # D has no open on the 3rd session: its order from the 2nd is CANCELLED
     d3 = fills.filter((pl.col("symbol") == "D") & (pl.col("date") == WINDOW[2])).row(0, named=True)
     assert d3["status"] == ex.CANCELLED
+    # nothing traded, so no price: NULL in the table, never NaN (SQL aggregates would propagate a NaN)
+    assert d3["price"] is None and d3["commission"] == 0.0
+    nan_prices = market.read("SELECT count(*) AS n FROM fills WHERE isnan(price)")["n"][0]
+    null_prices = market.read("SELECT count(*) FILTER (WHERE price IS NULL) AS n, count(*) FILTER (WHERE status = 'CANCELLED') AS c FROM fills")
+    assert nan_prices == 0 and null_prices["n"][0] == null_prices["c"][0] >= 1
     # positions = running sum of FILLED fills
     signed = fills.filter(pl.col("status") == ex.FILLED).with_columns(
         pl.when(pl.col("side") == "BUY").then(pl.col("quantity")).otherwise(-pl.col("quantity")).alias("q"))

@@ -214,3 +214,27 @@ def test_append_audit_frame_takes_payload_text(warehouse):
     lines = (warehouse.audit_dir / "audit-2024-01.jsonl").read_text().splitlines()
     assert [json.loads(x)["payload"] for x in lines] == [{"a": 1}, {"b": [1, 2]}]
     assert warehouse.append_audit_frame(frame.clear()) == 0
+
+
+def test_cancelled_fill_prices_are_null_and_an_old_warehouse_is_migrated(tmp_path):
+    """fills.price is nullable; a warehouse made when cancelled fills stored NaN under NOT NULL gets the
+    constraint dropped and its NaN prices turned into NULL by ensure_schema (twice: idempotent)."""
+    db = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute(
+        "CREATE TABLE fills (order_id VARCHAR PRIMARY KEY, date DATE NOT NULL, order_date DATE NOT NULL, symbol VARCHAR NOT NULL, "
+        "side VARCHAR NOT NULL, quantity DOUBLE NOT NULL, price DOUBLE NOT NULL, commission DOUBLE NOT NULL, "
+        "slippage_cost DOUBLE NOT NULL, status VARCHAR NOT NULL, reason VARCHAR, run_id VARCHAR)"
+    )
+    con.execute(
+        "INSERT INTO fills VALUES ('a', '2024-01-03', '2024-01-02', 'AAA', 'BUY', 10, 'NaN'::DOUBLE, 0, 0, 'CANCELLED', 'x', 'r'), "
+        "('b', '2024-01-03', '2024-01-02', 'BBB', 'BUY', 10, 10.5, 1, 0.05, 'FILLED', NULL, 'r')"
+    )
+    con.close()
+    wh = Warehouse(db, tmp_path / "audit")
+    wh.ensure_schema()
+    wh.ensure_schema()
+    rows = dict(wh.read("SELECT order_id, price FROM fills ORDER BY order_id").rows())
+    assert rows == {"a": None, "b": 10.5}
+    nullable = wh.read("SELECT is_nullable FROM information_schema.columns WHERE table_name = 'fills' AND column_name = 'price'")
+    assert nullable["is_nullable"][0] == "YES"

@@ -6,10 +6,14 @@ CREATE TABLE IF NOT EXISTS fills (
     symbol        VARCHAR NOT NULL,
     side          VARCHAR NOT NULL,
     quantity      DOUBLE  NOT NULL,   -- shares filled, > 0
-    price         DOUBLE  NOT NULL,   -- open(t+1) * (1 +/- slippage)
+    price         DOUBLE,             -- open(t+1) * (1 +/- slippage); NULL when CANCELLED (nothing traded)
     commission    DOUBLE  NOT NULL,
     slippage_cost DOUBLE  NOT NULL,
     status        VARCHAR NOT NULL,   -- FILLED | CANCELLED (no open price: reason in audit)
     reason        VARCHAR,            -- why a fill was CANCELLED (NULL when FILLED)
     run_id        VARCHAR
 );
+-- Warehouses created before cancelled fills stored NULL: drop the old NOT NULL and turn their NaN
+-- prices into NULL (both idempotent).
+ALTER TABLE fills ALTER COLUMN price DROP NOT NULL;
+UPDATE fills SET price = NULL WHERE isnan(price);
