@@ -7,7 +7,7 @@ Generates a seeded market (random-walk prices, 11 sectors, daily decisions with 
 some pre-risk REJECTs, a risk-off stretch), then times the pure walk of the book session by session
 (risk gate + fills + marks + orders). --asset also times the Dagster multi-asset end to end
 (reads, walk, five table writes, audit of every decision/order/fill, checks) on a tmp warehouse.
---bare times the same body without Dagster (defs.book.write_book, the run's shared database as the
+--bare times the same body without Dagster (defs.book_walk.write_book, the run's shared database as the
 resource opens it), split into reads, walk, writes, audit and checks (the Dagster figure adds the
 ephemeral instance's event log, slow for the 5,000 partition events).
 Prints figures (wall times, peak RSS of the process); asserts nothing about time.
@@ -183,7 +183,7 @@ def run_asset(n_sym: int, n_sess: int, profile: str | None = None, hashes: str |
     print(f"  audit events: {wh.read('SELECT count(*) AS n FROM audit_log')['n'][0]}")
     print(f"  peak RSS of the process: {peak_rss_mb():.0f} MB (before the asset: {rss0:.0f} MB)")
     if hashes:
-        from trading_assets.defs.book import BOOK_TABLES
+        from trading_assets.defs.book_writes import BOOK_TABLES
 
         out = {t: wh.table_hash(t) for t in BOOK_TABLES} | audit_digest(wh, f"{tmp}/audit")
         with open(hashes, "w") as fh:
@@ -192,12 +192,12 @@ def run_asset(n_sym: int, n_sess: int, profile: str | None = None, hashes: str |
 
 
 def run_bare(n_sym: int, n_sess: int, profile: str | None = None, hashes: str | None = None) -> None:
-    """The asset's body (defs.book.write_book) without Dagster, phase by phase; peak RSS as in run_asset."""
+    """The asset's body (defs.book_walk.write_book) without Dagster, phase by phase; peak RSS as in run_asset."""
     tmp = tempfile.mkdtemp()
     os.environ["TRADING_DATA_DIR"] = tmp
     subprocess.run([sys.executable, __file__, "--setup-only", tmp, "--symbols", str(n_sym), "--sessions", str(n_sess)],
                    check=True)
-    from trading_assets.defs import book as B
+    from trading_assets.defs import book_audit, book_checks, book_inputs, book_walk, book_writes
     from trading_assets.domain import execution as ex
     from trading_assets.domain import portfolio as pf
     from trading_assets.settings import load_settings
@@ -218,7 +218,7 @@ def run_bare(n_sym: int, n_sess: int, profile: str | None = None, hashes: str | 
         return wrapper
 
     def timed_inputs(*a, **k):  # the reads happen inside the walk's loop: time each next()
-        it = B.session_inputs.__wrapped__(*a, **k)
+        it = timed_inputs.__wrapped__(*a, **k)
         while True:
             t = time.perf_counter()
             try:
@@ -229,13 +229,15 @@ def run_bare(n_sym: int, n_sess: int, profile: str | None = None, hashes: str | 
                 spent["reads"] = spent.get("reads", 0.0) + time.perf_counter() - t
             yield x
 
-    timed_inputs.__wrapped__ = B.session_inputs
-    patches = {(B, "session_inputs"): timed_inputs, (pf, "run_book"): timed("walk (incl. reads)", pf.run_book),
+    timed_inputs.__wrapped__ = book_inputs.session_inputs
+    patches = {(book_inputs, "session_inputs"): timed_inputs,
+               (pf, "run_book"): timed("walk (incl. reads)", pf.run_book),
                (W.Warehouse, "replace_window"): timed("writes", W.Warehouse.replace_window),
-               (B, "replace_window_in_session_blocks"): timed("writes", B.replace_window_in_session_blocks),
-               (B, "_audit"): timed("audit", B._audit),
-               (B, "limit_breaches"): timed("checks", B.limit_breaches),
-               (B, "check_positions"): timed("checks", B.check_positions)}
+               (book_writes, "replace_window_in_session_blocks"):
+                   timed("writes", book_writes.replace_window_in_session_blocks),
+               (book_audit, "append_audit"): timed("audit", book_audit.append_audit),
+               (book_checks, "limit_breaches"): timed("checks", book_checks.limit_breaches),
+               (book_checks, "check_positions"): timed("checks", book_checks.check_positions)}
     originals = {k: getattr(*k) for k in patches}
     for (obj, name), fn in patches.items():
         setattr(obj, name, fn)
@@ -245,7 +247,7 @@ def run_bare(n_sym: int, n_sess: int, profile: str | None = None, hashes: str | 
     rss0 = peak_rss_mb()
     t0 = time.perf_counter()
     try:
-        call = "B.write_book(wh, settings, ex.get_broker(settings), window, 'bench-run')"
+        call = "book_walk.write_book(wh, settings, ex.get_broker(settings), window, 'bench-run')"
         if profile:
             import cProfile
 
@@ -259,11 +261,11 @@ def run_bare(n_sym: int, n_sess: int, profile: str | None = None, hashes: str | 
         if share:
             W.unshare_database(wh.db_path)  # closes (checkpoints) the database: the run's end, not the step's
     spent["walk"] = spent.pop("walk (incl. reads)") - spent.get("reads", 0.0)
-    print(f"book body without Dagster (defs.book.write_book), {n_sym} x {len(window)}: {total:.1f} s = "
+    print(f"book body without Dagster (defs.book_walk.write_book), {n_sym} x {len(window)}: {total:.1f} s = "
           + ", ".join(f"{k} {v:.1f}" for k, v in spent.items()) + f", other {total - sum(spent.values()):.1f}")
     print(f"  peak RSS of the process: {peak_rss_mb():.0f} MB (before the body: {rss0:.0f} MB)")
     if hashes:
-        out = {t: wh.table_hash(t) for t in B.BOOK_TABLES} | audit_digest(wh, f"{tmp}/audit")
+        out = {t: wh.table_hash(t) for t in book_writes.BOOK_TABLES} | audit_digest(wh, f"{tmp}/audit")
         with open(hashes, "w") as fh:
             json.dump(out, fh, indent=1, sort_keys=True)
         print(f"  hashes -> {hashes}: {out}")

@@ -9,6 +9,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from trading_assets.defs import book as book_defs
+from trading_assets.defs import book_audit, book_inputs
 from trading_assets.domain import execution as ex
 from trading_assets.domain import reasons as rc
 from trading_assets_tests.execution.book_fixtures import WINDOW, book_tables, fill_market, materialize_book
@@ -119,21 +120,21 @@ def test_audit_in_month_chunks_equals_one_chunk(market, monkeypatch):
 
     settings = load_settings({})
     sessions = WINDOW
-    state, _ = book_defs.load_state_before(market, sessions[0], settings)
-    out = pf.run_book(state, book_defs.session_inputs(market, sessions, settings), settings)
-    prov = book_defs.provenance(market, sessions[0], sessions[-1], settings)
+    state, _ = book_inputs.load_state_before(market, sessions[0], settings)
+    out = pf.run_book(state, book_inputs.session_inputs(market, sessions, settings), settings)
+    prov = book_inputs.provenance(market, sessions[0], sessions[-1], settings)
     one = Warehouse(market.db_path.parent / "one.duckdb", market.db_path.parent / "audit_one")
     many = Warehouse(market.db_path.parent / "many.duckdb", market.db_path.parent / "audit_many")
     for wh in (one, many):
         wh.ensure_schema()
-    n1 = book_defs._audit(one, out, prov, "r", settings)
-    monkeypatch.setattr(book_defs, "_AUDIT_EVENTS_PER_CHUNK", 1)
-    assert len(book_defs._month_chunks(out, 1)) == 1  # one month in WINDOW: a month is never split
-    n2 = book_defs._audit(many, out, prov, "r", settings)
+    n1 = book_audit.append_audit(one, out, prov, "r", settings)
+    monkeypatch.setattr(book_audit, "_AUDIT_EVENTS_PER_CHUNK", 1)
+    assert len(book_audit._month_chunks(out, 1)) == 1  # one month in WINDOW: a month is never split
+    n2 = book_audit.append_audit(many, out, prov, "r", settings)
     assert n1 == n2 == out.risk_decisions.height + out.orders.height + out.fills.height
     q = "SELECT * EXCLUDE (ts) FROM audit_log ORDER BY ALL"
     assert one.read(q).equals(many.read(q))
-    ev = book_defs.audit_events(out, prov, "r", settings)
+    ev = book_audit.audit_events(out, prov, "r", settings)
     d = ev.filter(pl.col("event_type") == "decision").row(0, named=True)
     r = out.risk_decisions.row(0, named=True)
     want = {"decision": r["decision"], "reason_codes": r["reason_codes"], "current_weight": r["current_weight"],
@@ -143,4 +144,4 @@ def test_audit_in_month_chunks_equals_one_chunk(market, monkeypatch):
             "provenance": prov.get(r["date"], {})}
     assert d["payload"] == json.dumps(want, sort_keys=True, default=str)
     f = ev.filter(pl.col("event_type") == "fill").row(0, named=True)
-    assert f["cycle_id"] == book_defs.cycle_id_for(out.fills["order_date"][0], settings)
+    assert f["cycle_id"] == book_inputs.cycle_id_for(out.fills["order_date"][0], settings)

@@ -11,7 +11,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from trading_assets.defs import book as book_defs
+from trading_assets.defs import book_audit, book_checks, book_inputs, book_walk
 from trading_assets.domain import calendar
 from trading_assets.domain import execution as ex
 from trading_assets.domain import portfolio as pf
@@ -37,9 +37,9 @@ def market3(wh: Warehouse) -> Warehouse:
 
 def test_session_inputs_in_blocks_equal_one_read(warehouse):
     wh, s = market3(warehouse), load_settings({})
-    whole = list(book_defs.session_inputs(wh, WINDOW3, s, block_sessions=10_000))
+    whole = list(book_inputs.session_inputs(wh, WINDOW3, s, block_sessions=10_000))
     for block in (1, 5, 21):
-        parts = list(book_defs.session_inputs(wh, WINDOW3, s, block_sessions=block))
+        parts = list(book_inputs.session_inputs(wh, WINDOW3, s, block_sessions=block))
         assert [x.date for x in parts] == WINDOW3
         for a, b in zip(whole, parts):
             assert (a.cycle_id, a.return_symbols, a.sectors) == (b.cycle_id, b.return_symbols, b.sectors)
@@ -54,15 +54,15 @@ def test_session_inputs_in_blocks_equal_one_read(warehouse):
 
 def test_write_blocks_are_whole_months_within_the_row_budget():
     sessions = calendar.sessions(date(2024, 1, 2), date(2024, 12, 31))
-    blocks = book_defs.write_blocks(sessions, 100, 100 * 70)
+    blocks = book_walk.write_blocks(sessions, 100, 100 * 70)
     assert [d for b in blocks for d in b] == sessions
     for b in blocks:
         months = {(d.year, d.month) for d in b}
         assert len(b) * 100 <= 100 * 70 or len(months) == 1
         for other in blocks:  # no month in two blocks
             assert other is b or not months & {(d.year, d.month) for d in other}
-    assert len(blocks) == 4 and book_defs.write_blocks(sessions, 100, 10**9) == [sessions]  # quarters
-    assert all(len(b) <= 23 for b in book_defs.write_blocks(sessions, 100, 1))  # a month alone when above it
+    assert len(blocks) == 4 and book_walk.write_blocks(sessions, 100, 10**9) == [sessions]  # quarters
+    assert all(len(b) <= 23 for b in book_walk.write_blocks(sessions, 100, 1))  # a month alone when above it
 
 
 def test_run_book_chained_over_blocks_equals_one_walk():
@@ -99,13 +99,13 @@ def test_book_in_blocks_equals_one_block(tmp_path, monkeypatch):
     """Each month its own block (walk, five table replaces, audit), 5-session reads, 1-event audit chunks:
     the same tables, audit rows, audit files (line by line, in order) and metadata as one block."""
     results, n_blocks = {}, []
-    write_blocks = book_defs.write_blocks
-    monkeypatch.setattr(book_defs, "write_blocks", lambda *a: n_blocks.append(len(write_blocks(*a))) or write_blocks(*a))
+    write_blocks = book_walk.write_blocks
+    monkeypatch.setattr(book_walk, "write_blocks", lambda *a: n_blocks.append(len(write_blocks(*a))) or write_blocks(*a))
     for name in ("one", "blocks"):
         if name == "blocks":
-            monkeypatch.setattr(book_defs, "_WRITE_BLOCK_ROWS", 1)
-            monkeypatch.setattr(book_defs, "_READ_BLOCK_ROWS", 1)
-            monkeypatch.setattr(book_defs, "_AUDIT_EVENTS_PER_CHUNK", 1)
+            monkeypatch.setattr(book_walk, "_WRITE_BLOCK_ROWS", 1)
+            monkeypatch.setattr(book_inputs, "_READ_BLOCK_ROWS", 1)
+            monkeypatch.setattr(book_audit, "_AUDIT_EVENTS_PER_CHUNK", 1)
         wh = Warehouse(tmp_path / name / "trading.duckdb", tmp_path / name / "audit")
         wh.ensure_schema()
         market3(wh)
@@ -141,7 +141,7 @@ def _every_session(rd: pl.DataFrame, settings) -> list[dict]:
 def test_limit_breaches_equal_checking_every_session():
     s = load_settings({})
     rd = pf.run_book(pf.initial_state(s), _random_sessions(), s).risk_decisions
-    assert book_defs.limit_breaches(rd, s) == [] == _every_session(rd, s)
+    assert book_checks.limit_breaches(rd, s) == [] == _every_session(rd, s)
     i = rd.with_row_index("i")
     buys = i.filter(pl.col("decision") == rc.EXECUTE_BUY)["i"].to_list()
     holds = i.filter(pl.col("decision") == rc.HOLD)["i"].to_list()
@@ -156,9 +156,9 @@ def test_limit_breaches_equal_checking_every_session():
     w[holds[2]] = -0.01  # a negative weight
     bad = rd.with_columns(approved_weight=pl.Series(w), order_quantity=pl.Series(q), decision=pl.Series(dec))
     want = sorted(_every_session(bad, s), key=lambda v: (v["date"], v["symbol"], v["violation"]))
-    got = sorted(book_defs.limit_breaches(bad, s), key=lambda v: (v["date"], v["symbol"], v["violation"]))
+    got = sorted(book_checks.limit_breaches(bad, s), key=lambda v: (v["date"], v["symbol"], v["violation"]))
     assert got == want and len(want) >= 6
-    assert book_defs.check_decisions(bad, s)["passed"] is False
+    assert book_checks.check_decisions(bad, s)["passed"] is False
 
 
 def test_check_positions_equals_the_frame_by_frame_check():
@@ -178,11 +178,11 @@ def test_check_positions_equals_the_frame_by_frame_check():
             prev = cur
         return bad
 
-    assert book_defs.check_positions(out, {}, days) == [] == frame_by_frame(out, {})
+    assert book_checks.check_positions(out, {}, days) == [] == frame_by_frame(out, {})
     q = out.positions["quantity"].to_list()
     q[10] += 1.0
     q[-1] -= 2.0
     broken = pf.BookOutput(out.risk_decisions, out.orders, out.fills, out.positions.with_columns(quantity=pl.Series(q)),
                            out.portfolio, out.split_ratios, out.state)
-    got = book_defs.check_positions(broken, {"S01": 3.0}, days)
+    got = book_checks.check_positions(broken, {"S01": 3.0}, days)
     assert got == frame_by_frame(broken, {"S01": 3.0}) and len(got) >= 3
