@@ -9,6 +9,7 @@ from trading_assets.defs import (
     book,
     decisions,
     features,
+    labels,
     market_data,
     quality,
     reference,
@@ -17,7 +18,7 @@ from trading_assets.defs import (
 )
 from trading_assets.defs.resources import default_resources
 
-STAGE_MODULES = [reference, market_data, quality, features, signals, decisions, book, summary]
+STAGE_MODULES = [reference, market_data, quality, features, signals, decisions, book, summary, labels]
 
 all_assets = dg.load_assets_from_modules(STAGE_MODULES)
 all_checks = dg.load_asset_checks_from_modules(STAGE_MODULES)

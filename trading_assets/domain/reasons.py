@@ -67,3 +67,14 @@ CVAR_SCALED = "CVAR_SCALED"  # the tradable names were scaled down to bring CVaR
 LEVERAGE_SCALED = "LEVERAGE_SCALED"  # the tradable names were scaled pro rata to the gross limit
 NO_DECISION = "NO_DECISION"  # a held symbol had no pre-risk decision row this session
 ORDER_CANCELLED = "ORDER_CANCELLED"  # a paper order found no valid open at its fill session
+
+# --- labels (domain/evaluation/labels.py): why a label is NULL (valid = false) ---------------------
+# A label row's `reason` lists every code that applies, comma-separated, in this order.
+LABEL_CODES: dict[str, str] = {
+    "ENTRY_BAR_MISSING": "no bar, or a null open, at the entry session (decision session + 1)",
+    "ENTRY_PRICE_INVALID": "the entry session's open is zero, negative or not finite",
+    "ENTRY_QUALITY_FAILED": "the entry bar failed data quality (its own row, or a later reversed-spike row naming it, known by the exit session)",
+    "EXIT_BAR_MISSING": "no bar, or a null open, at the exit session (entry session + horizon)",
+    "EXIT_PRICE_INVALID": "the exit session's open is zero, negative or not finite",
+    "EXIT_QUALITY_FAILED": "the exit bar failed data quality (as known at the exit session)",
+}

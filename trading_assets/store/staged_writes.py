@@ -31,10 +31,12 @@ def replace_window_in_chunks(
     start: date,
     end: date,
     symbols: Sequence[str] | None = None,
+    date_column: str = "date",
 ) -> int:
     """Warehouse.replace_window for a window that arrives in chunks, with the same guarantee: the
     table's window is replaced in ONE transaction (BEGIN; DELETE the window (of `symbols`, if given);
-    INSERT; COMMIT, ROLLBACK on any error), so a reader never sees a half-written window.
+    INSERT; COMMIT, ROLLBACK on any error), so a reader never sees a half-written window. The window
+    is start <= date_column <= end (`known_at` for the labels, whose partition is the exit session).
 
     The chunks are first written, one at a time, to Parquet files in a temporary folder beside the
     warehouse (removed afterwards; an error while a chunk is produced leaves `table` untouched), and
@@ -60,7 +62,7 @@ def replace_window_in_chunks(
         for frame in frames:
             if frame.height == 0:
                 continue
-            outside = frame.filter((pl.col("date") < start) | (pl.col("date") > end)).height
+            outside = frame.filter((pl.col(date_column) < start) | (pl.col(date_column) > end)).height
             if outside:
                 raise ValueError(f"{table}: {outside} rows fall outside the window {start}..{end}")
             if symbols is not None and not frame["symbol"].is_in(list(symbols)).all():
@@ -83,7 +85,7 @@ def replace_window_in_chunks(
             try:
                 con.execute("BEGIN TRANSACTION")
                 try:
-                    where = "date BETWEEN ? AND ?"
+                    where = f"{date_column} BETWEEN ? AND ?"
                     params: list = [start, end]
                     if symbols is not None:
                         where += " AND symbol IN (SELECT unnest(?::VARCHAR[]))"

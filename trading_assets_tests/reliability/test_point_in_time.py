@@ -3,7 +3,9 @@
 The synthetic market (bars and corporate actions) is written to a local-files folder; the graph runs
 on it three times through the local provider: as is, with every price and volume after session t
 perturbed, and with every row after t deleted (run up to t). Every table's rows at dates <= t are
-the same in all three."""
+the same in all three; for the evaluation tables, whose rows are owned by the session that realizes
+them (labels: known_at = the exit session), the rows KNOWN at or before t are, and no label row
+appears before the session that realizes it."""
 
 from __future__ import annotations
 
@@ -12,11 +14,14 @@ import pytest
 
 from trading_assets.providers.synthetic import SyntheticProvider
 from trading_assets.universe import load_universe
+from trading_assets.store.warehouse import VOLATILE_COLUMNS
 from trading_assets_tests.reliability.conftest import SHORT, SYMBOLS, SEED, audit_entries, rows_until, run_graph, tables, without_run
 
 T = SHORT[24]  # the cut: 25 sessions known (the book trades from the 21st), 5 after
 DATED = ("price_history", "corporate_actions", "data_quality_log", "features", "model_outputs", "decisions",
          "risk_decisions", "orders", "fills", "positions", "portfolio", "cycle_meta")
+# tables whose partition column is known_at (a row about session `date` is written when it is known)
+KNOWN_AT = ("labels",)
 PRICES = ("open", "high", "low", "close", "adj_close")
 
 
@@ -73,6 +78,32 @@ def test_rows_up_to_t_are_unchanged_by_later_prices(runs, table):
     assert rows_until(runs["truncated"].wh, table, T, drop).equals(rows_until(runs["original"].wh, table, T, drop))
 
 
+@pytest.mark.parametrize("table", KNOWN_AT)
+def test_rows_known_up_to_t_are_unchanged_by_later_prices(runs, table):
+    def known(run, drop=()):
+        frame = run.wh.read(f"SELECT * FROM {table} WHERE known_at <= ?", [T])
+        cols = [c for c in frame.columns if c not in VOLATILE_COLUMNS and c not in drop]
+        return frame.select(cols).sort(cols, nulls_last=True)
+
+    original = known(runs["original"])
+    assert original.height > 0 and original["valid"].sum() > 0
+    assert known(runs["perturbed"]).equals(original)
+    assert known(runs["truncated"]).equals(original)
+    # and the rows known after t did change (else this proves nothing)
+    late = f"SELECT * EXCLUDE (run_id) FROM {table} WHERE known_at > ? ORDER BY ALL"
+    assert not runs["original"].wh.read(late, [T]).equals(runs["perturbed"].wh.read(late, [T]))
+
+
+def test_a_label_never_appears_before_the_session_that_realizes_it(runs):
+    wh = runs["original"].wh
+    bad = wh.read("SELECT * FROM labels WHERE NOT (known_at = exit_date AND exit_date > entry_date AND entry_date > date)")
+    assert bad.height == 0
+    # the run that ends at t has no label known after t, and its labels of decisions near t are absent
+    truncated = runs["truncated"].wh
+    assert truncated.read("SELECT count(*) AS n FROM labels WHERE known_at > ?", [T])["n"][0] == 0
+    assert truncated.read("SELECT max(date) AS d FROM labels WHERE horizon = 1")["d"][0] < T
+
+
 def test_audit_entries_up_to_t_are_unchanged(runs):
     def upto(run):
         return without_run(audit_entries(run.wh, run.root).filter(pl.col("date") <= T))
@@ -83,4 +114,4 @@ def test_audit_entries_up_to_t_are_unchanged(runs):
 def test_every_dated_table_is_compared(runs):
     wh = runs["original"].wh
     dated = {t for t in tables(wh) if "date" in wh.read(f"SELECT * FROM {t} LIMIT 0").columns}
-    assert dated - {"audit_log"} == set(DATED)
+    assert dated - {"audit_log"} == set(DATED) | set(KNOWN_AT)
