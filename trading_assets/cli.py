@@ -24,7 +24,12 @@ from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from typing import TYPE_CHECKING
+
 from trading_assets.settings import PROJECT_ROOT
+
+if TYPE_CHECKING:
+    from trading_assets.settings import Settings
 
 TEST_SYMBOLS = ("AAPL", "MSFT", "JPM", "XOM", "JNJ")
 SOURCES = ("yfinance", "local", "synthetic")
@@ -82,12 +87,13 @@ def _run_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _prepare_environment(args: argparse.Namespace) -> tuple[date, date]:
-    """Validate the arguments and set the environment the Definitions are built from.
-
-    Returns the session window. Raises CliError (nothing written) on any bad input.
-    """
+def _build_settings(args: argparse.Namespace) -> tuple["Settings", date, date]:
+    """Validate the arguments and turn them into the run's Settings (the environment is read once,
+    here, by load_settings; flags override it). Returns (settings, first session, last session).
+    Raises CliError (nothing written) on any bad input. Sets no TRADING_* variable: the Settings
+    travel to the run in its run config (`run_config_for`)."""
     from trading_assets.domain import calendar
+    from trading_assets.settings import load_settings
     from trading_assets.universe import UniverseError, load_universe
 
     if args.workers is not None and args.workers < 1:
@@ -111,44 +117,40 @@ def _prepare_environment(args: argparse.Namespace) -> tuple[date, date]:
         if not calendar.is_session(d):
             raise CliError(f"{flag} {d} is not an NYSE session (weekend or exchange holiday)")
 
-    os.environ.setdefault("DAGSTER_HOME", str(PROJECT_ROOT / "data" / "dagster_home"))
-    os.environ["DAGSTER_HOME"] = str(Path(os.environ["DAGSTER_HOME"]).resolve())
-    for k, v in DAGSTER_ENV_DEFAULTS.items():
-        os.environ.setdefault(k, v)
-
+    try:
+        settings = load_settings()
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    changes: dict = {}
     if args.test:
-        os.environ["TRADING_PROVIDERS"] = "synthetic"
+        changes["providers"] = ("synthetic",)
         if not args.start:
             start = calendar.lookback_start(end, 251)
-        os.environ["TRADING_HISTORY_START"] = start.isoformat()
+        changes["history_start"] = start
     if args.source:
-        os.environ["TRADING_PROVIDERS"] = args.source
+        changes["providers"] = (args.source,)
     if args.data_dir:
         data_dir = Path(args.data_dir)
         if not data_dir.is_dir():
             raise CliError(f"--data-dir {data_dir}: no such folder")
-        os.environ["TRADING_LOCAL_DATA_DIR"] = str(data_dir.resolve())
-        os.environ.setdefault("TRADING_PROVIDERS", "local")
+        changes["local_data_dir"] = data_dir.resolve()
         if not args.source:
-            os.environ["TRADING_PROVIDERS"] = "local"
-    if os.environ.get("TRADING_PROVIDERS", "synthetic").split(",")[0].strip() == "local" and not os.environ.get("TRADING_LOCAL_DATA_DIR"):
-        raise CliError("--source local needs --data-dir DIR (or TRADING_LOCAL_DATA_DIR)")
+            changes["providers"] = ("local",)
     if args.universe:
-        path = Path(args.universe)
-        try:
-            load_universe(path)
-        except UniverseError as exc:
-            raise CliError(str(exc)) from exc
-        os.environ["TRADING_UNIVERSE"] = str(path.resolve())
-    else:
-        try:
-            load_universe(os.environ.get("TRADING_UNIVERSE") or None)
-        except UniverseError as exc:
-            raise CliError(str(exc)) from exc
+        changes["universe_file"] = Path(args.universe).resolve()
+    if args.workers:
+        changes["workers"] = args.workers
+    mode = "live" if args.live else "paper" if args.paper else None
+    if mode:
+        changes["execution"] = dataclasses.replace(settings.execution, mode=mode)
+    settings = settings.replace(**changes) if changes else settings
 
-    from trading_assets.settings import load_settings
-
-    settings = load_settings()
+    if settings.providers[0] == "local" and not settings.local_data_dir:
+        raise CliError("--source local needs --data-dir DIR (or TRADING_LOCAL_DATA_DIR)")
+    try:
+        load_universe(settings.universe_file)
+    except UniverseError as exc:
+        raise CliError(str(exc)) from exc
     if "local" in settings.providers and settings.local_data_dir:
         _check_local_folder(settings.local_data_dir)
     if start < settings.history_start:
@@ -156,7 +158,28 @@ def _prepare_environment(args: argparse.Namespace) -> tuple[date, date]:
             f"--start {start} is before the history start {settings.history_start} "
             "(set TRADING_HISTORY_START to an earlier session)"
         )
-    return start, end
+    return settings, start, end
+
+
+def run_config_for(settings: "Settings", symbols: list[str]) -> dict:
+    """The run config that hands `settings` to the run: the whole Settings to the `pipeline`
+    resource, its paths to the `warehouse` resource."""
+    return {
+        "resources": {
+            "pipeline": {"config": {"settings_overrides": settings.to_dict(), "symbols": list(symbols)}},
+            "warehouse": {"config": {"db_path": str(settings.db_path), "audit_dir": str(settings.audit_dir)}},
+        }
+    }
+
+
+def _dagster_environment() -> Path:
+    """DAGSTER_HOME (absolute; default <project>/data/dagster_home) and the project's Dagster
+    variables, for Dagster itself to read. Returns the home."""
+    os.environ.setdefault("DAGSTER_HOME", str(PROJECT_ROOT / "data" / "dagster_home"))
+    os.environ["DAGSTER_HOME"] = str(Path(os.environ["DAGSTER_HOME"]).resolve())
+    for k, v in DAGSTER_ENV_DEFAULTS.items():
+        os.environ.setdefault(k, v)
+    return Path(os.environ["DAGSTER_HOME"])
 
 
 def _check_local_folder(folder: Path) -> None:
@@ -171,11 +194,9 @@ def _check_local_folder(folder: Path) -> None:
         raise CliError(f"--data-dir {folder}: {exc}") from exc
 
 
-def _check_symbols_in_universe(symbols: list[str]) -> None:
-    from trading_assets.settings import load_settings
+def _check_symbols_in_universe(symbols: list[str], settings: "Settings") -> None:
     from trading_assets.universe import load_universe
 
-    settings = load_settings()
     known = set(load_universe(settings.universe_file, settings.benchmark)["symbol"])
     unknown = [s for s in symbols if s not in known]
     if unknown:
@@ -192,7 +213,7 @@ def _install_instance_config(home: Path) -> None:
 
 
 def run_cycle(args: argparse.Namespace) -> int:
-    start, end = _prepare_environment(args)
+    settings, start, end = _build_settings(args)
     symbols: list[str] = []
     if args.test:
         symbols = list(TEST_SYMBOLS)
@@ -203,31 +224,25 @@ def run_cycle(args: argparse.Namespace) -> int:
             symbols = [validate_symbol(s.strip(), "--symbols: ") for s in args.symbols.split(",") if s.strip()]
         except UniverseError as exc:
             raise CliError(str(exc)) from exc
-        _check_symbols_in_universe(symbols)
+        _check_symbols_in_universe(symbols, settings)
 
-    from trading_assets.settings import load_settings
-
-    settings = load_settings()
-    mode = "live" if args.live else "paper"
-    if args.live:
+    mode = settings.execution.mode
+    if mode == "live":
         from trading_assets.domain.execution import BrokerNotConfigured, get_broker
 
         try:
-            get_broker(settings.replace(execution=dataclasses.replace(settings.execution, mode="live")))
+            get_broker(settings)
         except BrokerNotConfigured as exc:
             raise CliError(f"--live refused: {exc}") from exc
 
-    home = Path(os.environ["DAGSTER_HOME"])
+    home = _dagster_environment()
     _install_instance_config(home)
 
     import dagster as dg
 
     from trading_assets.definitions import defs
 
-    pipeline_config = {"symbols": symbols, "mode": mode}
-    if args.workers:
-        pipeline_config["workers"] = args.workers
-    run_config = {"resources": {"pipeline": {"config": pipeline_config}}}
+    run_config = run_config_for(settings, symbols)
     tags = {"trading/source": "cli", "trading/mode": mode}
     if start == end:
         partition_kw = {"partition_key": end.isoformat()}

@@ -15,6 +15,13 @@ Environment variables:
     TRADING_SEED            seed of the synthetic market and of the bandit (default 7)
     TRADING_WORKERS         parallel provider fetches (default 4)
     TRADING_INITIAL_CAPITAL starting NAV of the paper book (default 1,000,000)
+    TRADING_MODE            paper (default) or live (execution.mode; live needs TRADING_BROKER)
+    TRADING_BROKER          the live broker's name (execution.broker)
+
+One Settings object per run: the environment is read once, here, at the edge (the CLI's process,
+or the code location's process for runs launched from the UI and schedules); the CLI turns its
+flags into a Settings and hands the whole of it to the run through the `pipeline` resource's run
+config (`settings_from_dict` rebuilds it there); nothing sets TRADING_* variables to pass settings.
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ import dataclasses
 import hashlib
 import json
 import os
+import types
+import typing
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -238,6 +247,16 @@ class Settings:
     def replace(self, **changes) -> "Settings":
         return dataclasses.replace(self, **changes)
 
+    def with_overrides(self, overrides: dict) -> "Settings":
+        """These settings with some fields replaced, nested by section, from JSON-like values, e.g.
+        {"history_start": "2021-01-04", "execution": {"mode": "live"}} (what run config carries)."""
+        return settings_from_dict(overrides, base=self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Settings":
+        """The inverse of to_dict(): Settings.from_dict(s.to_dict()) == s."""
+        return settings_from_dict(d)
+
     def to_dict(self) -> dict:
         return _jsonable(dataclasses.asdict(self))
 
@@ -258,6 +277,57 @@ def _jsonable(obj):
     if isinstance(obj, (Path, date)):
         return str(obj)
     return obj
+
+
+def _convert(value, hint):
+    """A JSON-like value (str dates and paths, lists for tuples) as the type `hint` of a settings field."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if value is None:
+        return None
+    if dataclasses.is_dataclass(hint):
+        return _from_dict(hint, value, None)
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in args if a is not type(None)]
+        return _convert(value, inner[0]) if len(inner) == 1 else value
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_convert(v, args[0]) for v in value)
+        return tuple(_convert(v, a) for v, a in zip(value, args)) if args else tuple(value)
+    if origin is list:
+        return [_convert(v, args[0]) for v in value] if args else list(value)
+    if origin is dict:
+        return {k: _convert(v, args[1]) for k, v in value.items()} if args else dict(value)
+    if hint is Path:
+        return Path(value)
+    if hint is date:
+        return value if isinstance(value, date) else date.fromisoformat(value)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def _from_dict(cls, d: dict, base):
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - names)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} field(s): {unknown}; known: {sorted(names)}")
+    changes = {}
+    for name, value in d.items():
+        hint = hints[name]
+        current = getattr(base, name) if base is not None else None
+        if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+            changes[name] = _from_dict(hint, value, current)
+        else:
+            changes[name] = _convert(value, hint)
+    return dataclasses.replace(base, **changes) if base is not None else cls(**changes)
+
+
+def settings_from_dict(d: dict, base: Settings | None = None) -> Settings:
+    """Settings from JSON-like values (to_dict()'s output, or run config): with `base`, only the
+    fields present are replaced (sections merge field by field); without, every required field must
+    be there. Unknown fields are an error (a typo must not be silently ignored)."""
+    return _from_dict(Settings, d, base)
 
 
 def load_settings(env: dict[str, str] | None = None) -> Settings:
@@ -283,9 +353,20 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         workers=int(env.get("TRADING_WORKERS", "4")),
         execution=ExecutionSettings(
             initial_capital=capital,
+            mode=_mode(env.get("TRADING_MODE", "paper")),
             broker=env.get("TRADING_BROKER", ""),
         ),
     )
+
+
+EXECUTION_MODES = ("paper", "live")
+
+
+def _mode(text: str) -> str:
+    mode = text.strip().lower() or "paper"
+    if mode not in EXECUTION_MODES:
+        raise ValueError(f"TRADING_MODE={text!r}: expected one of {EXECUTION_MODES}")
+    return mode
 
 
 # --- operating the graph in Dagster (defs/automation.py, explain.py) --------------------------------

@@ -15,7 +15,6 @@ The body, one concern per module:
 
 from __future__ import annotations
 
-import dataclasses
 
 import dagster as dg
 
@@ -35,11 +34,10 @@ __all__ = ["book", "BOOK_TABLES", "CHECK_DECISIONS_WITHIN_LIMITS", "CHECK_UNIQUE
 
 
 def book_settings(pipeline: PipelineConfig) -> Settings:
-    """The run's settings, with the pipeline's paper/live mode when it sets one."""
-    settings = pipeline.settings()
-    if pipeline.mode and pipeline.mode != settings.execution.mode:
-        settings = settings.replace(execution=dataclasses.replace(settings.execution, mode=pipeline.mode))
-    return settings
+    """The run's one Settings (paper/live mode included, see PipelineConfig): the same object, so the
+    same settings hash and cycle_id, as every other asset of the run. (A copy with the mode replaced
+    here gave risk_decisions and orders another cycle_id than decisions and cycle_meta in live mode.)"""
+    return pipeline.settings()
 
 
 @dg.multi_asset(

@@ -1,11 +1,13 @@
 """Dagster resources: the warehouse (DuckDB through SQL, no IO manager) and the run's pipeline config."""
 
 
+import dataclasses
 import fcntl
 import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 from pydantic import PrivateAttr
@@ -93,22 +95,45 @@ class WarehouseResource(dg.ConfigurableResource):
 
 
 class PipelineConfig(dg.ConfigurableResource):
-    """What a run trades on. Every field overrides the environment's settings for this run.
+    """What a run trades on: ONE Settings object for every asset of the run (`settings()`).
 
+    The base is the environment read once at the edge (`load_settings()` when the run's resources
+    start: the CLI's process, or the code location's process for runs launched from the UI and
+    schedules); run config overrides it:
+    settings_overrides: any Settings fields, nested by section, as JSON-like values, e.g.
+        {"history_start": "2021-01-04", "execution": {"mode": "live"}}. `trading-cycle` passes the
+        WHOLE Settings it built from its flags here (Settings.to_dict()), so the run uses exactly it.
     symbols: limit the run to these symbols (empty = the whole universe).
-    providers: router order, e.g. ["yfinance", "local"]; empty = settings (TRADING_PROVIDERS).
+    universe_file, providers, local_data_dir, seed, workers, mode: launchpad shortcuts for the
+        fields of the same names (mode = execution.mode); empty / -1 / 0 = not overridden.
+    Every asset sees the same object, so the settings hash (and the cycle_id) is the same in
+    decisions, risk_decisions, orders and cycle_meta.
     """
 
+    # Any, not dict: Dagster's map config type refuses null members, and None is a real value (local_data_dir)
+    settings_overrides: Any = None
     universe_file: str = ""
     symbols: list[str] = []
     providers: list[str] = []
     local_data_dir: str = ""
     seed: int = -1
     workers: int = 0
-    mode: str = "paper"
+    mode: str = ""
+
+    _settings = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self._settings = self._build()  # once per run: every step of the run gets this object
 
     def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = self._build()
+        return self._settings
+
+    def _build(self) -> Settings:
         s = load_settings()
+        if self.settings_overrides:
+            s = s.with_overrides(self.settings_overrides)
         changes: dict = {}
         if self.universe_file:
             changes["universe_file"] = Path(self.universe_file).resolve()
@@ -120,6 +145,8 @@ class PipelineConfig(dg.ConfigurableResource):
             changes["seed"] = self.seed
         if self.workers > 0:
             changes["workers"] = self.workers
+        if self.mode:
+            changes["execution"] = dataclasses.replace(s.execution, mode=self.mode)
         return s.replace(**changes) if changes else s
 
 

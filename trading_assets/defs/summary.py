@@ -71,7 +71,7 @@ def cycle_summary(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
         cycle_ids=cycle_ids,
         settings_hash=s_hash,
         feature_version=",".join(v for v in versions if v) or None,
-        mode=pipeline.mode,
+        mode=settings.execution.mode,
     )
     now = datetime.now()
     duration = round(time.time() - _run_started_at(context), 3)
