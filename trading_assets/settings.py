@@ -17,6 +17,8 @@ Environment variables:
     TRADING_INITIAL_CAPITAL starting NAV of the paper book (default 1,000,000)
     TRADING_MODE            paper (default) or live (execution.mode; live needs TRADING_BROKER)
     TRADING_BROKER          the live broker's name (execution.broker)
+    TRADING_ALGO            execution algorithm: market_on_open (default), twap, vwap (execution.algo)
+    TRADING_BROKER_URL      the broker's endpoint (default: its paper endpoint; execution.broker_url)
 
 One Settings object per run: the environment is read once, here, at the edge (the CLI's process,
 or the code location's process for runs launched from the UI and schedules); the CLI turns its
@@ -223,6 +225,16 @@ class ExecutionSettings:
     broker_url: str = ""  # "" = the broker's paper endpoint; a URL overrides it (a local replay server in tests)
     retry_attempts: int = 4  # retries of a request answered 429 or 5xx (or not answered)
     retry_wait_s: float = 1.0  # first wait between retries; doubles each time (429: Retry-After when given)
+    cash_tolerance: float = 0.01  # live reconciliation: |book cash - broker cash| <= this x book NAV
+
+    def __post_init__(self) -> None:
+        if self.algo not in ("market_on_open", "twap", "vwap"):
+            raise ValueError(f"execution algo {self.algo!r}: expected market_on_open, twap or vwap")
+        if self.leftover not in ("cancel", "carry"):
+            raise ValueError(f"execution leftover {self.leftover!r}: expected cancel or carry")
+        if self.slices < 1 or not 0 < self.participation_cap <= 1:
+            raise ValueError(f"execution slices {self.slices} must be >= 1 and participation_cap "
+                             f"{self.participation_cap} in (0, 1]")
 
 
 @dataclass(frozen=True)
@@ -266,6 +278,10 @@ class Settings:
         # Where files live is not what they hold: the same data from another folder keeps its cycle ids.
         for volatile in ("data_dir", "db_path", "audit_dir", "workers", "local_data_dir", "universe_file"):
             d.pop(volatile, None)
+        # Where the broker answers and how often a request is retried change no number either (a replay
+        # server's port must not change the order ids that make a resubmission idempotent).
+        for volatile in ("broker_url", "retry_attempts", "retry_wait_s"):
+            d.get("execution", {}).pop(volatile, None)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -355,6 +371,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
             initial_capital=capital,
             mode=_mode(env.get("TRADING_MODE", "paper")),
             broker=env.get("TRADING_BROKER", ""),
+            algo=env.get("TRADING_ALGO", "market_on_open"),
+            broker_url=env.get("TRADING_BROKER_URL", ""),
         ),
     )
 

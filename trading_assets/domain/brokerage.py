@@ -161,7 +161,7 @@ def fill_rows_from_broker(orders: list[tuple], polled: dict[str, BrokerOrder | N
         if bo is None or not bo.filled_quantity or bo.filled_avg_price is None:
             why = "the broker has no such order" if bo is None else f"broker status {bo.status}, nothing filled"
             q = float(math.floor(qty * split_ratios.get(sym, 1.0))) if split_ratios.get(sym, 1.0) != 1.0 else qty
-            rows.append((oid, fill_date, odate, sym, side, q, math.nan, 0.0, 0.0, ex.CANCELLED,
+            rows.append((oid, fill_date, odate, sym, side, q, None, 0.0, 0.0, ex.CANCELLED,
                          f"{reasons.ORDER_CANCELLED}: {why} ({oid}, {sym}, {fill_date})"))
             continue
         px = float(bo.filled_avg_price)
