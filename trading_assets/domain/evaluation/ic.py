@@ -1,0 +1,243 @@
+"""Information coefficients: how well a forecast ranks what happened (docs/EVALUATION.md).
+
+Inputs (any forecasting source: agents, learned models, the Meta-Brain, the risk gate's weights):
+    scores  (date, symbol, source, score[, kind, role]): the score of `source` for `symbol`, known at
+            session `date` (a null or non-finite score = the source is silent for that symbol)
+    labels  (date, symbol, horizon, <label>, valid[, known_at]): the labels table's rows
+            (domain/evaluation/labels.py); a pair counts when the label is valid and finite.
+The label column is a parameter (default `excess_return` = fwd_return - the benchmark's, or the
+equal-weight universe's, return on the same date: the cross-sectional metrics below are unchanged
+by subtracting one number per date, and the hit rate then asks "did it beat the market?").
+
+Per (date s, source, horizon h), over the n pairs (x_i, y_i) = (score, label) of the symbols that
+have both:
+    n            pairs; universe_n = symbols with a valid label on (s, h); coverage = n / universe_n
+    ic           Pearson:  sum((x - xbar)(y - ybar)) / sqrt(sum (x - xbar)^2 * sum (y - ybar)^2)
+    rank_ic      Spearman: the Pearson correlation of the average ranks of x and of y (ties share the
+                 mean of the ranks they span: scipy.stats.rankdata(method="average"), so rank_ic =
+                 scipy.stats.spearmanr)
+                 Both NULL when n < min_obs (3) or x or y has zero variance.
+    hit_n        pairs with x != 0
+    hit_rate     #{x_i * y_i > 0} / hit_n: the share of the non-zero scores whose label has the same
+                 sign (a zero label is a miss; NULL when hit_n = 0)
+    spread       top-minus-bottom quintile spread: with k = floor(n / buckets) (buckets = 5),
+                 top = {i : #{j : x_j > x_i} < k}   (the k highest scores, with every score tied
+                                                      with the k-th highest: ties are never split)
+                 bottom = {i : #{j : x_j < x_i} < k}
+                 spread = mean(y, top) - mean(y, bottom); top_n, bottom_n their sizes
+                 (NULL when k = 0, i.e. n < buckets; 0 when every score is equal: top = bottom = all)
+    known_at     the latest known_at of the pairs' labels (= s + 1 + h)
+
+Rolling, point in time (`rolling_metrics`): for each series (source, horizon) and each label date s,
+over the daily values v_d of the W sessions d in (s - W, s] (calendar sessions; a missing or NULL
+value is skipped; every d <= s is known by known_at(s) = s + 1 + h, so the row uses only labels
+known when it is written):
+    n_W       number of non-null v_d in the window
+    mean_W    = sum v_d / n_W
+    sd_W      = sqrt(sum (v_d - mean_W)^2 / (n_W - 1))               (sample standard deviation)
+    ir_W      = mean_W / sd_W                                        (the ICIR for v = ic or rank_ic)
+    t_W       = mean_W / (sd_W / sqrt(n_W)) = ir_W * sqrt(n_W)
+    NULL when n_W < min_periods (default ceil(W / 2)); ir and t NULL when n_W < 2 or sd_W = 0.
+    Computed for v in {ic, rank_ic} (mean, ir, t) and {hit_rate, spread} (mean), W in (21, 63, 252).
+    Caveat: for h > 1 consecutive labels overlap (h - 1 shared sessions), so the daily values are
+    autocorrelated and t overstates the evidence by about sqrt(h).
+Each window is evaluated from exactly its own values in session order (numpy over a sliding view),
+so a row's value does not depend on where the run's read starts (run-boundary independent, bit for bit).
+
+Usage (alpha: per-agent rolling rank IC known before t):
+    daily = session_metrics(scores, labels.filter(pl.col("known_at") < t))
+    rolled = rolling_metrics(daily, windows=(63,))      # rank_ic_mean_63, rank_ic_t_63, ... per row
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import date
+
+import numpy as np
+import polars as pl
+
+from trading_assets.domain import calendar
+
+WINDOWS: tuple[int, ...] = (21, 63, 252)
+BUCKETS = 5  # quintiles
+MIN_OBS = 3
+KEYS = ("date", "source", "horizon")
+
+DAILY_SCHEMA: dict[str, pl.DataType] = {
+    "date": pl.Date(),
+    "source": pl.String(),
+    "horizon": pl.Int32(),
+    "known_at": pl.Date(),
+    "n": pl.Int64(),
+    "universe_n": pl.Int64(),
+    "coverage": pl.Float64(),
+    "ic": pl.Float64(),
+    "rank_ic": pl.Float64(),
+    "hit_n": pl.Int64(),
+    "hit_rate": pl.Float64(),
+    "top_n": pl.Int64(),
+    "bottom_n": pl.Int64(),
+    "spread": pl.Float64(),
+}
+# (daily value, statistics) rolled by rolling_metrics
+ROLLED: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("ic", ("mean", "ir", "t")),
+    ("rank_ic", ("mean", "ir", "t")),
+    ("hit_rate", ("mean",)),
+    ("spread", ("mean",)),
+)
+
+
+def rolling_columns(windows: Sequence[int] = WINDOWS) -> list[str]:
+    """The columns rolling_metrics adds, in order: n_rank_ic_W, then <value>_<stat>_W."""
+    out = []
+    for w in windows:
+        out.append(f"n_rank_ic_{w}")
+        out += [f"{v}_{stat}_{w}" for v, stats in ROLLED for stat in stats]
+    return out
+
+
+def _pearson(x: pl.Expr, y: pl.Expr) -> pl.Expr:
+    dx, dy = x - x.mean(), y - y.mean()
+    den = ((dx * dx).sum() * (dy * dy).sum()).sqrt()
+    return pl.when(den > 0).then((dx * dy).sum() / den).otherwise(None)
+
+
+def session_metrics(
+    scores: pl.DataFrame,
+    labels: pl.DataFrame,
+    label: str = "excess_return",
+    buckets: int = BUCKETS,
+    min_obs: int = MIN_OBS,
+) -> pl.DataFrame:
+    """One row per (date, source, horizon) where the source has a scores row and the date has labels
+    (DAILY_SCHEMA plus `kind` and `role` when scores carry them), sorted by source, horizon, date.
+    Formulas: module docstring."""
+    for frame, cols, what in ((scores, ("date", "symbol", "source", "score"), "scores"), (labels, ("date", "symbol", "horizon", label, "valid"), "labels")):
+        missing = [c for c in cols if c not in frame.columns]
+        if missing:
+            raise ValueError(f"{what} lacks columns {missing}")
+    extra = [c for c in ("kind", "role") if c in scores.columns]
+    lab = labels.filter(pl.col("valid") & pl.col(label).is_not_null() & pl.col(label).is_finite()).select(
+        "date", "symbol", pl.col("horizon").cast(pl.Int32), pl.col(label).cast(pl.Float64).alias("y"),
+        *(["known_at"] if "known_at" in labels.columns else []),
+    )  # fmt: skip
+    universe = lab.group_by("date", "horizon").agg(pl.len().cast(pl.Int64).alias("universe_n"))
+    sc = scores.select("date", "symbol", "source", pl.col("score").cast(pl.Float64).alias("x"), *extra)
+    # every (date, source) the source speaks to at all x every horizon labelled on that date
+    present = sc.group_by("date", "source").agg(*(pl.col(c).drop_nulls().first() for c in extra)).join(universe, on="date")
+    pairs = sc.filter(pl.col("x").is_not_null() & pl.col("x").is_finite()).drop(extra).join(lab, on=["date", "symbol"])
+
+    x, y = pl.col("x"), pl.col("y")
+    n = pl.len().cast(pl.Int64)
+    k = n // buckets
+    top = x.rank("min", descending=True) <= k
+    bottom = x.rank("min") <= k
+    agg = pairs.group_by(KEYS).agg(
+        n.alias("n"),
+        *([pl.col("known_at").max().alias("known_at")] if "known_at" in lab.columns else []),
+        _pearson(x, y).alias("ic"),
+        _pearson(x.rank("average"), y.rank("average")).alias("rank_ic"),
+        (x != 0).sum().cast(pl.Int64).alias("hit_n"),
+        ((x * y) > 0).filter(x != 0).mean().alias("hit_rate"),
+        pl.when(k > 0).then(top.sum()).otherwise(0).cast(pl.Int64).alias("top_n"),
+        pl.when(k > 0).then(bottom.sum()).otherwise(0).cast(pl.Int64).alias("bottom_n"),
+        pl.when(k > 0).then(y.filter(top).mean() - y.filter(bottom).mean()).otherwise(None).alias("spread"),
+    )
+    out = present.join(agg, on=list(KEYS), how="left").with_columns(
+        pl.col("n").fill_null(0),
+        pl.col("hit_n").fill_null(0),
+        pl.col("top_n").fill_null(0),
+        pl.col("bottom_n").fill_null(0),
+    )
+    if "known_at" not in out.columns:
+        out = out.with_columns(pl.lit(None, pl.Date).alias("known_at"))
+    out = out.with_columns(
+        (pl.col("n") / pl.col("universe_n")).alias("coverage"),
+        pl.when(pl.col("n") >= min_obs).then(pl.col("ic")).otherwise(None).alias("ic"),
+        pl.when(pl.col("n") >= min_obs).then(pl.col("rank_ic")).otherwise(None).alias("rank_ic"),
+    )
+    return out.select(*DAILY_SCHEMA, *extra).cast(DAILY_SCHEMA).sort("source", "horizon", "date")
+
+
+def _window_stats(values: np.ndarray, w: int, min_periods: int) -> dict[str, np.ndarray]:
+    """n, mean, ir, t of each trailing window of `w` values (NaN = missing), one per position."""
+    padded = np.concatenate([np.full(w - 1, np.nan), values])
+    win = np.lib.stride_tricks.sliding_window_view(padded, w)  # row i: values[i - w + 1 .. i]
+    ok = ~np.isnan(win)
+    n = ok.sum(axis=1)
+    filled = np.where(ok, win, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = filled.sum(axis=1) / n
+        dev = np.where(ok, win - mean[:, None], 0.0)
+        sd = np.sqrt((dev * dev).sum(axis=1) / (n - 1))
+        ir = mean / sd
+    enough = n >= min_periods
+    mean = np.where(enough, mean, np.nan)
+    ir = np.where(enough & (n >= 2) & (sd > 0), ir, np.nan)
+    t = ir * np.sqrt(n)
+    return {"n": n, "mean": mean, "ir": ir, "t": t}
+
+
+def rolling_metrics(
+    daily: pl.DataFrame,
+    windows: Sequence[int] = WINDOWS,
+    min_periods: dict[int, int] | None = None,
+) -> pl.DataFrame:
+    """`daily` (session_metrics' rows) with the rolling columns (`rolling_columns(windows)`) added:
+    per (source, horizon), over the calendar sessions of each trailing window (module docstring).
+    min_periods: {W: minimum non-null values}, default ceil(W / 2). Rows keep daily's order."""
+    if daily.height == 0:
+        return daily.with_columns(
+            [pl.lit(None, pl.Int64 if c.startswith("n_") else pl.Float64).alias(c) for c in rolling_columns(windows)]
+        )
+    lo, hi = daily["date"].min(), daily["date"].max()
+    sessions = calendar.sessions(lo, hi)
+    pos = {d: i for i, d in enumerate(sessions)}
+    missing = sorted(set(daily["date"].to_list()) - set(pos))
+    if missing:
+        raise ValueError(f"daily rows on non-sessions: {missing[:5]}")
+    parts = []
+    for (source, horizon), g in daily.with_row_index("_row").group_by("source", "horizon", maintain_order=True):
+        idx = np.array([pos[d] for d in g["date"].to_list()], dtype=np.int64)
+        cols: dict[str, np.ndarray] = {"_row": g["_row"].to_numpy()}
+        for w in windows:
+            mp = (min_periods or {}).get(w, math.ceil(w / 2))
+            for value, stats in ROLLED:
+                grid = np.full(len(sessions), np.nan)
+                grid[idx] = g[value].cast(pl.Float64).fill_null(float("nan")).to_numpy()
+                s = _window_stats(grid, w, mp)
+                if value == "rank_ic":
+                    cols[f"n_rank_ic_{w}"] = s["n"][idx].astype(np.int64)
+                for stat in stats:
+                    cols[f"{value}_{stat}_{w}"] = s[stat][idx]
+        parts.append(pl.DataFrame(cols))
+    rolled = pl.concat(parts).with_columns(pl.col(c).fill_nan(None) for c in rolling_columns(windows) if not c.startswith("n_"))
+    return daily.with_row_index("_row").join(rolled, on="_row", how="left").sort("_row").drop("_row").select(
+        *daily.columns, *rolling_columns(windows)
+    )
+
+
+def signal_metrics(
+    scores: pl.DataFrame,
+    labels: pl.DataFrame,
+    label: str = "excess_return",
+    windows: Sequence[int] = WINDOWS,
+    buckets: int = BUCKETS,
+    min_obs: int = MIN_OBS,
+    min_periods: dict[int, int] | None = None,
+) -> pl.DataFrame:
+    """session_metrics then rolling_metrics: the signal_quality rows of every label date present."""
+    return rolling_metrics(session_metrics(scores, labels, label, buckets, min_obs), windows, min_periods)
+
+
+def latest_by_source(frame: pl.DataFrame, window: int = 63, as_of: date | None = None) -> pl.DataFrame:
+    """The last row per (source, horizon) with label date <= as_of (all when None): source,
+    horizon, date and the rolling rank IC mean / ICIR / t and n of `window` (for reports)."""
+    rows = frame if as_of is None else frame.filter(pl.col("date") <= as_of)
+    cols = [f"n_rank_ic_{window}", f"rank_ic_mean_{window}", f"rank_ic_ir_{window}", f"rank_ic_t_{window}", f"spread_mean_{window}"]
+    return rows.sort("date").group_by("source", "horizon", maintain_order=True).last().select("source", "horizon", "date", *cols).sort(
+        "horizon", "source"
+    )
