@@ -238,6 +238,24 @@ class ExecutionSettings:
 
 
 @dataclass(frozen=True)
+class CostSettings:
+    """Trading-cost model (domain/costs.py): market impact after Almgren, Thum, Hauptmann and Li (2005),
+    "Direct estimation of equity market impact", Risk 18(7), as QuantConnect Lean's
+    MarketImpactSlippageModel (Common/Orders/Slippage/MarketImpactSlippageModel.cs), plus the half spread
+    (ExecutionSettings.slippage_bps) and the commission (ExecutionSettings.commission_per_share)."""
+
+    impact_eta: float = 0.142  # temporary impact coefficient (Almgren et al. 2005; Lean's default eta)
+    impact_beta: float = 0.6  # temporary impact exponent, 3/5 (Almgren et al. 2005; Lean's beta)
+    impact_gamma: float = 0.314  # permanent impact coefficient (Almgren et al. 2005; Lean's gamma)
+    impact_alpha: float = 0.891  # permanent impact exponent (Almgren et al. 2005; Lean's alpha)
+    execution_sessions: float = 1.0  # T: an order is worked over one session (Almgren's T in trading days)
+    max_impact: float = 1.0  # impact at most the price itself (Lean caps the slippage at 1)
+    # the optimizer's convex stand-in for the impact: b |x|^optimizer_exponent, matched to the model at
+    # the largest trade the ADV limit allows (an upper bound of the model below it: both exponents > 3/2)
+    optimizer_exponent: float = 1.5
+
+
+@dataclass(frozen=True)
 class Settings:
     data_dir: Path
     db_path: Path
@@ -255,6 +273,7 @@ class Settings:
     meta: MetaBrainSettings = field(default_factory=MetaBrainSettings)
     risk: RiskSettings = field(default_factory=RiskSettings)
     execution: ExecutionSettings = field(default_factory=ExecutionSettings)
+    costs: CostSettings = field(default_factory=CostSettings)
 
     def replace(self, **changes) -> "Settings":
         return dataclasses.replace(self, **changes)

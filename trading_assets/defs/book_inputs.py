@@ -57,7 +57,8 @@ def load_state_before(wh: Warehouse, start: date, settings: Settings) -> tuple[p
         state = pf.initial_state(settings)
         return state, {"prev": prev, "fresh_start": True, "prev_qty": {}}
     positions = wh.read("SELECT symbol, quantity, avg_cost, close FROM positions WHERE date = ? ORDER BY symbol", [prev])
-    orders = wh.read("SELECT order_id, date, symbol, side, quantity, reference_price, mode, cycle_id FROM orders "
+    orders = wh.read("SELECT order_id, date, symbol, side, quantity, reference_price, mode, cycle_id, expected_volume, "
+                     "sigma_daily FROM orders "
                      "WHERE date = ? ORDER BY symbol", [prev])
     state = pf.state_from_rows(port.row(0, named=True), positions, orders, settings)
     return state, {"prev": prev, "fresh_start": False,
@@ -186,6 +187,7 @@ def provenance(wh: Warehouse, start: date, end: date, settings: Settings) -> dic
 EXTRA_COLUMNS = {
     "risk_decisions": {"pre_risk_decision": "VARCHAR", "mu_hat": "DOUBLE", "sigma_hat": "DOUBLE",
                        "close": "DOUBLE", "sector": "VARCHAR"},
+    "orders": {"expected_volume": "DOUBLE", "sigma_daily": "DOUBLE"},
     "fills": {"reason": "VARCHAR"},
     "portfolio": {"recovery_sessions": "INTEGER", "tail_prob": "DOUBLE", "approved_gross": "DOUBLE",
                   "warnings": "VARCHAR"},

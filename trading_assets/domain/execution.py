@@ -4,9 +4,12 @@ Order id: ``order_id = sha256("date|symbol|side|quantity|cycle_id")[:20]`` (hex)
 (same session, symbol, side, whole-share quantity and cycle inputs) always gets the same id, so a
 rerun of a session replaces its orders with identical rows; any change of one input changes the id.
 
-Paper fill of an order decided at session t, at the open O of session t+1:
-    BUY  price = O * (1 + slippage_bps / 1e4)
-    SELL price = O * (1 - slippage_bps / 1e4)
+Paper fill of an order decided at session t, at the open O of session t+1 (domain/costs.py):
+    BUY  price = O * (1 + slippage_bps / 1e4 + impact)
+    SELL price = O * (1 - slippage_bps / 1e4 - impact)
+    impact = costs.impact_fraction(quantity, expected_volume, sigma_daily): Almgren et al. (2005) market
+             impact from the order's share of the ADV and the name's daily volatility, both known at t and
+             carried on the order (0 when the order has neither: the half spread only)
     slippage_cost = |price - O| * quantity
     commission    = max(min_commission, commission_per_share * quantity)
     cash change   = -(price * quantity) - commission   (BUY)
@@ -32,8 +35,8 @@ from typing import Protocol
 
 import polars as pl
 
-from trading_assets.domain import reasons
-from trading_assets.settings import ExecutionSettings, Settings
+from trading_assets.domain import costs, reasons
+from trading_assets.settings import CostSettings, ExecutionSettings, Settings
 
 BUY = "BUY"
 SELL = "SELL"
@@ -49,6 +52,8 @@ ORDER_SCHEMA = {
     "reference_price": pl.Float64,
     "mode": pl.String,
     "cycle_id": pl.String,
+    "expected_volume": pl.Float64,  # the name's ADV in shares at t (the cost model's and the scheduler's input)
+    "sigma_daily": pl.Float64,  # the name's daily volatility at t (the cost model's input)
 }
 FILL_SCHEMA = {
     "order_id": pl.String,
@@ -81,16 +86,20 @@ def order_id(day: date, symbol: str, side: str, quantity: int | float, cycle_id:
 
 
 def order_rows(day: date, symbols: list[str], quantities: list[float], reference_prices: list[float],
-               cycle_id: str, mode: str) -> list[tuple]:
+               cycle_id: str, mode: str, expected_volume: list[float] | None = None,
+               sigma_daily: list[float] | None = None) -> list[tuple]:
     """The rows of `make_orders` (tuples in ORDER_SCHEMA column order), sorted by symbol.
 
-    The book's walk keeps orders as rows and builds one frame for the whole window at the end."""
+    The book's walk keeps orders as rows and builds one frame for the whole window at the end.
+    expected_volume / sigma_daily (per symbol, NaN or None = unknown) are the cost model's inputs at t."""
     rows = []
-    for sym, q, px in zip(symbols, quantities, reference_prices):
+    none = [None] * len(symbols)
+    for sym, q, px, v, sg in zip(symbols, quantities, reference_prices, expected_volume or none, sigma_daily or none):
         if q == 0:
             continue
         side = BUY if q > 0 else SELL
-        rows.append((order_id(day, sym, side, abs(q), cycle_id), day, sym, side, float(abs(q)), px, mode, cycle_id))
+        rows.append((order_id(day, sym, side, abs(q), cycle_id), day, sym, side, float(abs(q)), px, mode, cycle_id,
+                     _known(v), _known(sg)))
     if len({r[0] for r in rows}) != len(rows):  # two orders of one symbol in one session: a bug upstream
         raise ValueError(f"duplicate order ids on {day}")
     if any(rows[i][2] > rows[i + 1][2] for i in range(len(rows) - 1)):
@@ -98,11 +107,17 @@ def order_rows(day: date, symbols: list[str], quantities: list[float], reference
     return rows
 
 
+def _known(x) -> float | None:
+    """A finite positive number, else None (NULL in the table)."""
+    return float(x) if x is not None and math.isfinite(x) and x > 0 else None
+
+
 def make_orders(day: date, symbols: list[str], quantities: list[float], reference_prices: list[float],
-                cycle_id: str, mode: str) -> pl.DataFrame:
+                cycle_id: str, mode: str, expected_volume: list[float] | None = None,
+                sigma_daily: list[float] | None = None) -> pl.DataFrame:
     """Orders for the non-zero signed share quantities (+ buy, - sell), sorted by (date, symbol)."""
-    return pl.DataFrame(order_rows(day, symbols, quantities, reference_prices, cycle_id, mode),
-                        schema=ORDER_SCHEMA, orient="row")
+    return pl.DataFrame(order_rows(day, symbols, quantities, reference_prices, cycle_id, mode, expected_volume,
+                                   sigma_daily), schema=ORDER_SCHEMA, orient="row")
 
 
 def fill_price(open_price: float, side: str, slippage_bps: float) -> float:
@@ -133,9 +148,11 @@ class Broker(Protocol):
 
 @dataclass(frozen=True)
 class PaperBroker:
-    """Simulated fills at the open with slippage and commission from ExecutionSettings."""
+    """Simulated fills at the open: half spread and commission from ExecutionSettings, market impact
+    from CostSettings (domain/costs.py)."""
 
     settings: ExecutionSettings
+    costs: CostSettings = CostSettings()
     name: str = "paper"
 
     def fill(self, orders: pl.DataFrame, fill_date: date, opens: dict[str, float],
@@ -148,18 +165,18 @@ class PaperBroker:
         """`fill` on order rows (tuples in ORDER_SCHEMA column order, already sorted by symbol) ->
         fill rows (tuples in FILL_SCHEMA column order); the book's walk uses this, no frames."""
         rows = []
-        slip = self.settings.slippage_bps
-        for oid, odate, sym, side, qty, _ref, _mode, _cycle in orders:
+        for oid, odate, sym, side, qty, _ref, _mode, _cycle, adv, sigma in orders:
             ratio = split_ratios.get(sym, 1.0)
             if ratio != 1.0:  # the broker adjusts an open order for a split effective at this open
                 qty = float(math.floor(qty * ratio))
+                adv = adv * ratio if adv is not None else None  # ADV in shares: the same split applies
             op = opens.get(sym)
             if not valid_price(op) or qty <= 0:
                 why = "no valid open price" if not valid_price(op) else "quantity rounds to 0 after split"
                 rows.append((oid, fill_date, odate, sym, side, qty, None, 0.0, 0.0, CANCELLED,
                              f"{reasons.ORDER_CANCELLED}: {why} for {sym} on {fill_date}"))
                 continue
-            px = fill_price(op, side, slip)
+            px = costs.fill_price(op, 1 if side == BUY else -1, qty, adv, sigma, self.settings, self.costs)
             rows.append((oid, fill_date, odate, sym, side, qty, px, commission(qty, self.settings),
                          abs(px - op) * qty, FILLED, None))
         return rows
@@ -173,7 +190,7 @@ def get_broker(settings: Settings) -> Broker:
     BrokerNotConfigured (nothing is written before this is called)."""
     ex = settings.execution
     if ex.mode == "paper":
-        return PaperBroker(ex)
+        return PaperBroker(ex, settings.costs)
     if ex.mode == "live":
         if not ex.broker:
             raise BrokerNotConfigured(

@@ -340,7 +340,8 @@ def _advance(state: BookState, pending: list[tuple], x: SessionInputs, settings:
     }
 
     # 6. orders for the next open
-    orders = ex.order_rows(t, symbols, g.order_qty.tolist(), close_now.tolist(), x.cycle_id, settings.execution.mode)
+    orders = ex.order_rows(t, symbols, g.order_qty.tolist(), close_now.tolist(), x.cycle_id, settings.execution.mode,
+                           adv.tolist(), (vol / math.sqrt(settings.features.annualization)).tolist())
 
     pos_syms = sorted(positions)
     pos_list = [positions[s] for s in pos_syms]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import hashlib
 from datetime import date
 
@@ -89,19 +91,23 @@ def test_two_sessions_by_hand():
     d1, d2, d3 = date(2024, 3, 1), date(2024, 3, 4), date(2024, 3, 5)
     r1 = pf.step(st, _inputs(d1, {"A": 0.05}, {"A": 99.0}, {"A": 100.0}), s)
     assert r1.portfolio["nav"] == 1e6 and r1.orders["quantity"].to_list() == [500.0]
-    # fill 500 at 101 * 1.0005 = 101.0505, commission 2.5; close 102
+    # fill 500 at 101 * (1 + 5 bp + impact), commission 2.5; close 102. Impact (domain/costs.py) of 500
+    # shares of a 1e9-share ADV name with daily vol 0.05 / sqrt(252) (the order carries both from t)
+    sig = 0.05 / math.sqrt(252)
+    px = 101.0 * (1 + 5e-4 + 0.142 * sig * (500 / 1e9) ** 0.6 + 0.5 * 0.314 * sig * (500 / 1e9) ** 0.891)
+    assert r1.orders.row(0, named=True)["expected_volume"] == 1e9 and r1.orders["sigma_daily"][0] == sig
     r2 = pf.step(r1.state, _inputs(d2, {"A": 0.05}, {"A": 101.0}, {"A": 102.0}), s)
-    cash = 1e6 - 500 * 101.0505 - 2.5
+    cash = 1e6 - 500 * px - 2.5
     assert r2.portfolio["cash"] == pytest.approx(cash)
     assert r2.portfolio["nav"] == pytest.approx(cash + 500 * 102.0)
     assert r2.portfolio["daily_return"] == pytest.approx((cash + 500 * 102.0) / 1e6 - 1)
-    assert r2.positions.row(0, named=True)["avg_cost"] == pytest.approx(101.0505)
+    assert r2.positions.row(0, named=True)["avg_cost"] == pytest.approx(px)
     # a 2:1 split (price_factor 0.5) and a 0.10 dividend at d3: 1000 shares, cash + 0.10 * 500
     acts = pl.DataFrame({"symbol": ["A", "A"], "action": ["split", "dividend"], "value": [2.0, 0.10],
                          "price_factor": [0.5, 0.999]})
     r3 = pf.step(r2.state, _inputs(d3, {"A": 0.05}, {"A": 51.0}, {"A": 51.0}, acts), s)
     pos = r3.positions.row(0, named=True)
-    assert pos["quantity"] == 1000.0 and pos["avg_cost"] == pytest.approx(101.0505 / 2)
+    assert pos["quantity"] == 1000.0 and pos["avg_cost"] == pytest.approx(px / 2)
     extra = r2.orders["quantity"].sum() if r2.orders.height else 0.0  # no order expected at d2 (below threshold)
     assert extra == 0.0
     assert r3.portfolio["cash"] == pytest.approx(cash + 0.10 * 500)

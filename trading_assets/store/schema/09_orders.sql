@@ -10,5 +10,7 @@ CREATE TABLE IF NOT EXISTS orders (
     reference_price DOUBLE,               -- close at decision time
     mode            VARCHAR NOT NULL,     -- paper | live
     cycle_id        VARCHAR,
+    expected_volume DOUBLE,               -- ADV in shares at decision time (cost model, execution schedule)
+    sigma_daily     DOUBLE,               -- daily volatility at decision time (cost model: market impact)
     run_id          VARCHAR
 );
