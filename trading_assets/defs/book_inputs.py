@@ -58,7 +58,7 @@ def load_state_before(wh: Warehouse, start: date, settings: Settings) -> tuple[p
         return state, {"prev": prev, "fresh_start": True, "prev_qty": {}}
     positions = wh.read("SELECT symbol, quantity, avg_cost, close FROM positions WHERE date = ? ORDER BY symbol", [prev])
     orders = wh.read("SELECT order_id, date, symbol, side, quantity, reference_price, mode, cycle_id, expected_volume, "
-                     "sigma_daily FROM orders "
+                     "sigma_daily, coalesce(algo, 'market_on_open') AS algo FROM orders "
                      "WHERE date = ? ORDER BY symbol", [prev])
     state = pf.state_from_rows(port.row(0, named=True), positions, orders, settings)
     return state, {"prev": prev, "fresh_start": False,
@@ -103,7 +103,8 @@ def session_inputs(wh: Warehouse, sessions: list[date], settings: Settings, symb
     dec_schema = {"date": pl.Date, "symbol": pl.String, "mu_hat": pl.Float64, "sigma_hat": pl.Float64,
                   "target_weight_raw": pl.Float64, "pre_risk_decision": pl.String,
                   "reason_codes": pl.List(pl.String), "regime": pl.String}
-    px_schema = {"date": pl.Date, "symbol": pl.String, "open": pl.Float64, "close": pl.Float64}
+    px_schema = {"date": pl.Date, "symbol": pl.String, "open": pl.Float64, "close": pl.Float64, "high": pl.Float64,
+                 "low": pl.Float64}
     ft_schema = {"date": pl.Date, "symbol": pl.String, FEATURE_ADV: pl.Float64, FEATURE_VOL: pl.Float64,
                  FEATURE_RETURN: pl.Float64}
     ca_schema = {"date": pl.Date, "symbol": pl.String, "action": pl.String, "value": pl.Float64,
@@ -116,7 +117,7 @@ def session_inputs(wh: Warehouse, sessions: list[date], settings: Settings, symb
         dec = dec.filter(~pl.col("symbol").is_in(benchmarks))
         if symbols:
             dec = dec.filter(pl.col("symbol").is_in(symbols))
-        prices = _frame(wh, "SELECT date, symbol, open, close FROM price_history WHERE date BETWEEN ? AND ? "
+        prices = _frame(wh, "SELECT date, symbol, open, close, high, low FROM price_history WHERE date BETWEEN ? AND ? "
                             "ORDER BY date, symbol", [b0, b1], px_schema)
         actions = _frame(wh, "SELECT date, symbol, action, value, price_factor FROM corporate_actions "
                              "WHERE date BETWEEN ? AND ?", [b0, b1], ca_schema)
@@ -187,8 +188,10 @@ def provenance(wh: Warehouse, start: date, end: date, settings: Settings) -> dic
 EXTRA_COLUMNS = {
     "risk_decisions": {"pre_risk_decision": "VARCHAR", "mu_hat": "DOUBLE", "sigma_hat": "DOUBLE",
                        "close": "DOUBLE", "sector": "VARCHAR"},
-    "orders": {"expected_volume": "DOUBLE", "sigma_daily": "DOUBLE"},
-    "fills": {"reason": "VARCHAR"},
+    "orders": {"expected_volume": "DOUBLE", "sigma_daily": "DOUBLE", "algo": "VARCHAR"},
+    "fills": {"reason": "VARCHAR", "ordered_quantity": "DOUBLE", "algo": "VARCHAR", "arrival_price": "DOUBLE",
+              "vwap_proxy": "DOUBLE", "shortfall_arrival_bps": "DOUBLE", "shortfall_vwap_bps": "DOUBLE",
+              "fill_ratio": "DOUBLE", "leftover_quantity": "DOUBLE", "leftover": "VARCHAR"},
     "portfolio": {"recovery_sessions": "INTEGER", "tail_prob": "DOUBLE", "approved_gross": "DOUBLE",
                   "warnings": "VARCHAR"},
 }

@@ -20,7 +20,7 @@ from trading_assets.domain import portfolio as pf
 from trading_assets.store.staged_writes import replace_window_in_session_blocks
 from trading_assets.store.warehouse import Warehouse
 
-BOOK_TABLES = ("risk_decisions", "orders", "fills", "positions", "portfolio")
+BOOK_TABLES = ("risk_decisions", "orders", "fills", "positions", "portfolio", "executions")
 
 
 class Stage:

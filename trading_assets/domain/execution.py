@@ -54,6 +54,7 @@ ORDER_SCHEMA = {
     "cycle_id": pl.String,
     "expected_volume": pl.Float64,  # the name's ADV in shares at t (the cost model's and the scheduler's input)
     "sigma_daily": pl.Float64,  # the name's daily volatility at t (the cost model's input)
+    "algo": pl.String,  # the execution algorithm the order was decided with (execution_algos.ALGOS)
 }
 FILL_SCHEMA = {
     "order_id": pl.String,
@@ -67,7 +68,35 @@ FILL_SCHEMA = {
     "slippage_cost": pl.Float64,
     "status": pl.String,
     "reason": pl.String,
+    # one row per parent order; the children are in EXECUTION_SCHEMA (execution_algos.py has the formulas)
+    "ordered_quantity": pl.Float64,  # shares asked (after a split at the fill open)
+    "algo": pl.String,
+    "arrival_price": pl.Float64,  # the fill session's open
+    "vwap_proxy": pl.Float64,  # typical price (H + L + C) / 3 of the fill session
+    "shortfall_arrival_bps": pl.Float64,
+    "shortfall_vwap_bps": pl.Float64,
+    "fill_ratio": pl.Float64,  # filled / ordered
+    "leftover_quantity": pl.Float64,  # ordered - filled
+    "leftover": pl.String,  # CANCELLED | CARRIED | SUPERSEDED (by a new order on the symbol); NULL when none
 }
+EXECUTION_SCHEMA = {  # child orders: one row per (parent order, slot) with shares executed
+    "order_id": pl.String,
+    "slot": pl.Int32,
+    "date": pl.Date,  # fill session
+    "symbol": pl.String,
+    "side": pl.String,
+    "start_minute": pl.Int32,  # minutes after the open at which the slot starts
+    "planned_quantity": pl.Float64,  # the schedule before the participation cap
+    "cap_quantity": pl.Float64,  # floor(cap x expected slot volume); NULL = no cap (market_on_open, no ADV)
+    "quantity": pl.Float64,  # executed
+    "slot_price": pl.Float64,  # the day path's price of the slot
+    "price": pl.Float64,  # fill price after the cost model
+    "cost": pl.Float64,  # slippage / impact cost of the child
+    "commission": pl.Float64,  # the child's share of the parent's commission
+}
+LEFTOVER_CANCELLED = "CANCELLED"
+LEFTOVER_CARRIED = "CARRIED"
+LEFTOVER_SUPERSEDED = "SUPERSEDED"
 
 
 class BrokerNotConfigured(RuntimeError):
@@ -87,7 +116,7 @@ def order_id(day: date, symbol: str, side: str, quantity: int | float, cycle_id:
 
 def order_rows(day: date, symbols: list[str], quantities: list[float], reference_prices: list[float],
                cycle_id: str, mode: str, expected_volume: list[float] | None = None,
-               sigma_daily: list[float] | None = None) -> list[tuple]:
+               sigma_daily: list[float] | None = None, algo: str = "market_on_open") -> list[tuple]:
     """The rows of `make_orders` (tuples in ORDER_SCHEMA column order), sorted by symbol.
 
     The book's walk keeps orders as rows and builds one frame for the whole window at the end.
@@ -99,7 +128,7 @@ def order_rows(day: date, symbols: list[str], quantities: list[float], reference
             continue
         side = BUY if q > 0 else SELL
         rows.append((order_id(day, sym, side, abs(q), cycle_id), day, sym, side, float(abs(q)), px, mode, cycle_id,
-                     _known(v), _known(sg)))
+                     _known(v), _known(sg), algo))
     if len({r[0] for r in rows}) != len(rows):  # two orders of one symbol in one session: a bug upstream
         raise ValueError(f"duplicate order ids on {day}")
     if any(rows[i][2] > rows[i + 1][2] for i in range(len(rows) - 1)):
@@ -148,38 +177,95 @@ class Broker(Protocol):
 
 @dataclass(frozen=True)
 class PaperBroker:
-    """Simulated fills at the open: half spread and commission from ExecutionSettings, market impact
-    from CostSettings (domain/costs.py)."""
+    """Simulated fills on the fill session with the order's algorithm (execution_algos.py): market_on_open
+    at the open, twap / vwap as capped children on the seeded day path; half spread and commission from
+    ExecutionSettings, market impact from CostSettings (domain/costs.py). `seed` is Settings.seed."""
 
     settings: ExecutionSettings
     costs: CostSettings = CostSettings()
     name: str = "paper"
+    seed: int = 7
 
     def fill(self, orders: pl.DataFrame, fill_date: date, opens: dict[str, float],
-             split_ratios: dict[str, float]) -> pl.DataFrame:
-        return pl.DataFrame(self.fill_rows(orders.select(list(ORDER_SCHEMA)).sort("symbol").rows(), fill_date, opens, split_ratios),
-                            schema=FILL_SCHEMA, orient="row")
+             split_ratios: dict[str, float], bars: dict[str, tuple] | None = None) -> pl.DataFrame:
+        rows = orders.select([c for c in ORDER_SCHEMA if c in orders.columns]).sort("symbol").rows()
+        return pl.DataFrame(self.fill_rows(rows, fill_date, opens, split_ratios, bars), schema=FILL_SCHEMA, orient="row")
 
     def fill_rows(self, orders: list[tuple], fill_date: date, opens: dict[str, float],
-                  split_ratios: dict[str, float]) -> list[tuple]:
+                  split_ratios: dict[str, float], bars: dict[str, tuple] | None = None) -> list[tuple]:
         """`fill` on order rows (tuples in ORDER_SCHEMA column order, already sorted by symbol) ->
-        fill rows (tuples in FILL_SCHEMA column order); the book's walk uses this, no frames."""
-        rows = []
-        for oid, odate, sym, side, qty, _ref, _mode, _cycle, adv, sigma in orders:
+        fill rows (tuples in FILL_SCHEMA column order); the book's walk uses `execute`, no frames."""
+        return self.execute(orders, fill_date, opens, split_ratios, bars)[0]
+
+    def execute(self, orders: list[tuple], fill_date: date, opens: dict[str, float], split_ratios: dict[str, float],
+                bars: dict[str, tuple] | None = None) -> tuple[list[tuple], list[tuple]]:
+        """(fill rows, child rows in EXECUTION_SCHEMA order) of the orders on the fill session.
+        bars: symbol -> (open, high, low, close) of the fill session (twap / vwap need them)."""
+        from trading_assets.domain import execution_algos as ea  # the algorithms build on this module
+
+        rows, children = [], []
+        st = self.settings
+        for row in orders:
+            oid, odate, sym, side, qty = row[:5]
+            algo = (row[10] if len(row) > 10 else None) or ea.MARKET_ON_OPEN
+            vol = row[8] if len(row) > 8 else None
+            sigma = row[9] if len(row) > 9 else None
             ratio = split_ratios.get(sym, 1.0)
             if ratio != 1.0:  # the broker adjusts an open order for a split effective at this open
                 qty = float(math.floor(qty * ratio))
-                adv = adv * ratio if adv is not None else None  # ADV in shares: the same split applies
+                vol = vol * ratio if vol is not None else None
             op = opens.get(sym)
+            bar = (bars or {}).get(sym)
+            tp = (bar[1] + bar[2] + bar[3]) / 3.0 if bar is not None and all(valid_price(v) for v in bar) else None
             if not valid_price(op) or qty <= 0:
                 why = "no valid open price" if not valid_price(op) else "quantity rounds to 0 after split"
                 rows.append((oid, fill_date, odate, sym, side, qty, None, 0.0, 0.0, CANCELLED,
-                             f"{reasons.ORDER_CANCELLED}: {why} for {sym} on {fill_date}"))
+                             f"{reasons.ORDER_CANCELLED}: {why} for {sym} on {fill_date}", qty, algo,
+                             op if valid_price(op) else None, tp, None, None, 0.0, qty, LEFTOVER_CANCELLED))
                 continue
-            px = costs.fill_price(op, 1 if side == BUY else -1, qty, adv, sigma, self.settings, self.costs)
-            rows.append((oid, fill_date, odate, sym, side, qty, px, commission(qty, self.settings),
-                         abs(px - op) * qty, FILLED, None))
-        return rows
+            sign = 1 if side == BUY else -1
+            notes = []
+            if algo != ea.MARKET_ON_OPEN and tp is None:
+                notes.append(f"{reasons.NO_INTRADAY_BAR}: no valid high/low/close for {sym} on {fill_date}; "
+                             "filled at the open")
+                algo_used = ea.MARKET_ON_OPEN
+            else:
+                algo_used = algo
+            ohlc = (op, bar[1], bar[2], bar[3]) if tp is not None else (op, op, op, op)
+            try:
+                e = ea.execute_parent(int(qty), sign, ohlc, vol, st, ea.path_rng(self.seed, fill_date, sym), algo=algo_used,
+                                     sigma_daily=sigma, costs=self.costs)
+            except ValueError as exc:  # an inconsistent bar (open outside [low, high]): fill at the open, say why
+                notes.append(f"{reasons.NO_INTRADAY_BAR}: {exc}; filled at the open")
+                e = ea.execute_parent(int(qty), sign, (op, op, op, op), vol, st, None, algo=ea.MARKET_ON_OPEN,
+                                     sigma_daily=sigma, costs=self.costs)
+            sch = e.schedule
+            if algo_used != ea.MARKET_ON_OPEN and not sch.cap_known:
+                notes.append(f"{reasons.NO_VOLUME_ESTIMATE}: no ADV at the decision for {sym}; children not capped")
+            leftover = float(sch.leftover)
+            label = None
+            if leftover:
+                label = LEFTOVER_CARRIED if st.leftover == "carry" else LEFTOVER_CANCELLED
+                notes.append(f"{reasons.PARTICIPATION_CAP}: {leftover:g} of {qty:g} {sym} shares over "
+                             f"{st.participation_cap:.0%} of the expected slot volumes; {label.lower()}; "
+                             f"opportunity cost {e.opportunity_cost:.2f}")
+            filled = float(e.filled)
+            status = FILLED if filled > 0 else CANCELLED
+            if status == CANCELLED:
+                notes.insert(0, f"{reasons.ORDER_CANCELLED}: nothing filled within the participation cap")
+            nan = lambda v: None if v is None or not math.isfinite(v) else v  # noqa: E731
+            rows.append((oid, fill_date, odate, sym, side, filled, nan(e.avg_price), e.commission_total,
+                         e.cost_total, status, "; ".join(notes) or None, qty, algo, op, tp,
+                         nan(e.shortfall_arrival_bps), nan(e.shortfall_vwap_bps), e.fill_ratio, leftover, label))
+            for k in range(sch.executed.size):
+                if sch.planned[k] == 0 and sch.executed[k] == 0:
+                    continue
+                cap = sch.cap[k]
+                children.append((oid, k, fill_date, sym, side,
+                                 ea.slot_start_minute(k, sch.executed.size, st.path_steps) if algo_used != ea.MARKET_ON_OPEN else 0,
+                                 float(sch.planned[k]), float(cap) if math.isfinite(cap) else None, float(sch.executed[k]),
+                                 float(e.slot_price[k]), nan(float(e.price[k])), float(e.cost[k]), float(e.commission[k])))
+        return rows, children
 
 
 BROKERS: dict[str, type] = {"paper": PaperBroker}
@@ -190,7 +276,7 @@ def get_broker(settings: Settings) -> Broker:
     BrokerNotConfigured (nothing is written before this is called)."""
     ex = settings.execution
     if ex.mode == "paper":
-        return PaperBroker(ex, settings.costs)
+        return PaperBroker(ex, settings.costs, seed=settings.seed)
     if ex.mode == "live":
         if not ex.broker:
             raise BrokerNotConfigured(

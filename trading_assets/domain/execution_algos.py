@@ -48,9 +48,12 @@ crc32 of the symbol): a session's path does not depend on what else trades that 
 The price of slot k is the mean of the path over the slot's minutes j = k*steps/N .. (k+1)*steps/N
 (inclusive ends): a child worked evenly through its slot; market_on_open fills at the open O.
 
-Child fill (`child_cost`, one function: the cost model swaps here in one line):
-    BUY  price = P_k * (1 + s),  SELL price = P_k * (1 - s),  s = slippage_bps / 1e4
-    cost_k = |price_k - P_k| * q_k
+Child fill (`child_cost`): the cost model of domain/costs.py at the child's slot price P_k,
+    price_k = P_k * (1 + e (h + impact)),  h = slippage_bps / 1e4,  e = +1 BUY / -1 SELL
+    impact  = costs.impact_fraction(filled, ADV_t, sigma_daily_t): Almgren et al. (2005) for the parent's
+              executed shares worked over the session (T = 1), the same fraction for every child (0
+              without the inputs); market_on_open gets exactly costs.fill_price at the open
+    cost_k  = |price_k - P_k| * q_k
 Commission is charged per PARENT (one broker order, however the broker works it):
     commission = max(min_commission, commission_per_share * filled) when filled > 0, else 0,
 and allocated to the children pro rata to their quantity (the last child takes the rounding rest).
@@ -74,7 +77,8 @@ from datetime import date
 
 import numpy as np
 
-from trading_assets.settings import ExecutionSettings
+from trading_assets.domain import costs as cost_model
+from trading_assets.settings import CostSettings, ExecutionSettings
 
 MARKET_ON_OPEN = "market_on_open"
 TWAP = "twap"
@@ -232,10 +236,12 @@ def slot_prices(path: np.ndarray, slices: int) -> np.ndarray:
 
 
 # --- child fills and the parent ---------------------------------------------------------------------
-def child_cost(slot_price: float, side_sign: int, quantity: float, settings: ExecutionSettings) -> tuple[float, float]:
-    """(fill price, cost) of one child at its slot price: the slippage model (module docstring)."""
-    s = settings.slippage_bps / 1e4
-    price = slot_price * (1.0 + s) if side_sign > 0 else slot_price * (1.0 - s)
+def child_cost(slot_price: float, side_sign: int, quantity: float, settings: ExecutionSettings,
+               impact: float = 0.0) -> tuple[float, float]:
+    """(fill price, cost) of one child at its slot price: half spread + the parent's market impact
+    (domain/costs.py, the formula of costs.fill_price) (module docstring)."""
+    h = settings.slippage_bps / 1e4
+    price = slot_price * (1.0 + side_sign * (h + impact))
     return price, abs(price - slot_price) * quantity
 
 
@@ -262,9 +268,10 @@ class ParentExecution:
 
 def execute_parent(quantity: int, side_sign: int, ohlc: tuple[float, float, float, float],
                    expected_volume: float | None, settings: ExecutionSettings, rng: np.random.Generator,
-                   algo: str | None = None, path: np.ndarray | None = None) -> ParentExecution:
+                   algo: str | None = None, path: np.ndarray | None = None, sigma_daily: float | None = None,
+                   costs: CostSettings | None = None) -> ParentExecution:
     """Schedule, fill and summarize one parent (see the module docstring); `path` overrides the seeded
-    day path (tests use a hand-made one)."""
+    day path (tests use a hand-made one); `costs` (with sigma_daily) adds the market impact."""
     algo = algo or settings.algo
     o, h, low, c = ohlc
     sch = schedule(quantity, algo, settings.slices, expected_volume, settings.participation_cap)
@@ -277,16 +284,24 @@ def execute_parent(quantity: int, side_sign: int, ohlc: tuple[float, float, floa
     q = sch.executed.astype(float)
     price = np.full(q.size, np.nan)
     cost = np.zeros(q.size)
-    for k in np.flatnonzero(q > 0).tolist():
-        price[k], cost[k] = child_cost(float(slot_px[k]), side_sign, float(q[k]), settings)
     filled = int(sch.executed.sum())
+    impact = 0.0
+    if costs is not None and filled:
+        vol = expected_volume if expected_volume is not None else math.nan
+        sig = sigma_daily if sigma_daily is not None else math.nan
+        impact = float(cost_model.impact_fraction(filled, vol, sig, costs))
+    for k in np.flatnonzero(q > 0).tolist():
+        price[k], cost[k] = child_cost(float(slot_px[k]), side_sign, float(q[k]), settings, impact)
     comm_total = max(settings.min_commission, settings.commission_per_share * filled) if filled else 0.0
     comm = np.zeros(q.size)
     live = np.flatnonzero(q > 0)
     if live.size:
         comm[live] = comm_total * q[live] / filled
         comm[live[-1]] = comm_total - comm[live[:-1]].sum()
-    avg = float(np.sum(q[live] * price[live]) / filled) if filled else math.nan
+    if live.size == 1:  # one child: its price exactly (q p / q may differ from p in the last bit)
+        avg = float(price[live[0]])
+    else:
+        avg = float(np.sum(q[live] * price[live]) / filled) if filled else math.nan
     tp = (h + low + c) / 3.0
     is_arr = side_sign * (avg - o) / o * 1e4 if filled else math.nan
     is_vwap = side_sign * (avg - tp) / tp * 1e4 if filled else math.nan

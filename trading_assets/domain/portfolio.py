@@ -165,18 +165,34 @@ class _SessionRows:
     positions: dict  # column -> list, float array or one value for every row (POSITION_SCHEMA columns)
     portfolio: dict
     split_ratios: dict[str, float]
+    executions: list[tuple] = field(default_factory=list)  # EXECUTION_SCHEMA rows (child orders)
 
 
 def _fill_rows(broker: ex.Broker, pending: list[tuple], t: date, opens: dict[str, float],
-               ratios: dict[str, float]) -> list[tuple]:
-    """The broker's fills of `pending` (ORDER_SCHEMA rows) as FILL_SCHEMA rows."""
+               ratios: dict[str, float], bars: dict[str, tuple] | None = None) -> tuple[list[tuple], list[tuple]]:
+    """The broker's fills of `pending` (ORDER_SCHEMA rows) as FILL_SCHEMA rows, and the child
+    executions (EXECUTION_SCHEMA rows) when the broker reports them (the paper broker's `execute`)."""
     if not pending:
-        return []
+        return [], []
+    pending = sorted(pending, key=lambda r: r[2])
+    execute = getattr(broker, "execute", None)
+    if execute is not None:
+        return execute(pending, t, opens, ratios, bars)
     fast = getattr(broker, "fill_rows", None)
     if fast is not None:
-        return fast(sorted(pending, key=lambda r: r[2]), t, opens, ratios)
+        return fast(pending, t, opens, ratios), []
     frame = pl.DataFrame(pending, schema=ex.ORDER_SCHEMA, orient="row")
-    return broker.fill(frame, t, opens, ratios).select(list(ex.FILL_SCHEMA)).rows()
+    return broker.fill(frame, t, opens, ratios).select(list(ex.FILL_SCHEMA)).rows(), []
+
+
+def _bars(prices: pl.DataFrame, pending: list[tuple]) -> dict[str, tuple] | None:
+    """symbol -> (open, high, low, close) of the session for the pending orders' symbols (None without
+    high/low columns: the fill step then has the opens only, enough for market_on_open)."""
+    if not pending or "high" not in prices.columns or "low" not in prices.columns:
+        return None
+    want = {r[2] for r in pending}
+    cols = [prices[c].to_list() for c in ("symbol", "open", "high", "low", "close")]
+    return {s: (o, h, lo, c) for s, o, h, lo, c in zip(*cols) if s in want}
 
 
 def _advance(state: BookState, pending: list[tuple], x: SessionInputs, settings: Settings,
@@ -203,8 +219,8 @@ def _advance(state: BookState, pending: list[tuple], x: SessionInputs, settings:
     p_syms = x.prices["symbol"].to_list()
     px = {s: (o, c) for s, o, c in zip(p_syms, x.prices["open"].to_list(), x.prices["close"].to_list())}
     opens = {s: v[0] for s, v in px.items() if v[0] is not None}
-    fills = _fill_rows(broker, pending, t, opens, ratios)
-    for _oid, _fd, _od, sym, side, q, p, comm, _slip, status, reason in fills:
+    fills, children = _fill_rows(broker, pending, t, opens, ratios, _bars(x.prices, pending))
+    for _oid, _fd, _od, sym, side, q, p, comm, _slip, status, reason, *_ in fills:
         if status != ex.FILLED:
             warnings.append(reason)
             continue
@@ -339,9 +355,15 @@ def _advance(state: BookState, pending: list[tuple], x: SessionInputs, settings:
         "sector": sectors,
     }
 
-    # 6. orders for the next open
-    orders = ex.order_rows(t, symbols, g.order_qty.tolist(), close_now.tolist(), x.cycle_id, settings.execution.mode,
-                           adv.tolist(), (vol / math.sqrt(settings.features.annualization)).tolist())
+    # 6. orders for the next open, with the run's execution algorithm and the ADV and daily volatility
+    # known now (the cost model's and the schedule's inputs); a carried leftover joins them (execution_algos.py)
+    es = settings.execution
+    sigma_d = vol / math.sqrt(settings.features.annualization)
+    orders = ex.order_rows(t, symbols, g.order_qty.tolist(), close_now.tolist(), x.cycle_id, es.mode,
+                           adv.tolist(), sigma_d.tolist(), algo=es.algo)
+    if es.leftover == "carry" and fills:
+        orders, fills = _carry_leftovers(orders, fills, t, x.cycle_id, es, tstate, dict(zip(symbols, close_now.tolist())),
+                                         dict(zip(symbols, adv.tolist())), dict(zip(symbols, sigma_d.tolist())))
 
     pos_syms = sorted(positions)
     pos_list = [positions[s] for s in pos_syms]
@@ -386,7 +408,38 @@ def _advance(state: BookState, pending: list[tuple], x: SessionInputs, settings:
     }
     new_state = BookState(date=t, cash=cash, nav=nav, peak_nav=peak, positions=positions, trading_state=tstate,
                           recovery_phase=phase, recovery_sessions=n_in_phase, pending_orders=_NO_ORDERS)
-    return _SessionRows(risk_cols, orders, fills, positions_cols, portfolio_row, ratios), new_state
+    return _SessionRows(risk_cols, orders, fills, positions_cols, portfolio_row, ratios, children), new_state
+
+
+def _carry_leftovers(orders: list[tuple], fills: list[tuple], t: date, cycle_id: str, es, trading_state: str,
+                     closes: dict[str, float], advs: dict[str, float],
+                     sigmas: dict[str, float]) -> tuple[list[tuple], list[tuple]]:
+    """Leftover policy "carry": the undone part of a parent filled today becomes an order of today for the
+    next session (id = order_id(t, symbol, side, leftover, cycle_id + "|carry:" + parent id), with today's
+    ADV and volatility), unless today's gate sent a new order on the symbol (it decided knowing the
+    position: the leftover is SUPERSEDED) or it would add to a position while the book is not ACTIVE
+    (then CANCELLED)."""
+    new_syms = {r[2] for r in orders}
+    out_fills = []
+    carried = []
+    for f in fills:
+        if f[19] != ex.LEFTOVER_CARRIED:
+            out_fills.append(f)
+            continue
+        oid, sym, side, left = f[0], f[3], f[4], f[18]
+        if sym in new_syms:
+            f = f[:19] + (ex.LEFTOVER_SUPERSEDED,)
+        elif side == ex.BUY and trading_state != risk.ACTIVE:
+            f = f[:10] + (f"{f[10]}; not carried: the book is {trading_state}",) + f[11:19] + (ex.LEFTOVER_CANCELLED,)
+        else:
+            c = closes.get(sym)
+            carried.append((ex.order_id(t, sym, side, left, f"{cycle_id}|carry:{oid}"), t, sym, side, float(left),
+                            c if c is not None and math.isfinite(c) else None, es.mode, cycle_id,
+                            ex._known(advs.get(sym)), ex._known(sigmas.get(sym)), f[12]))
+        out_fills.append(f)
+    if carried:
+        orders = sorted(orders + carried, key=lambda r: r[2])
+    return orders, out_fills
 
 
 _NO_ORDERS = pl.DataFrame(schema=ex.ORDER_SCHEMA)
@@ -463,6 +516,7 @@ class BookOutput:
     portfolio: pl.DataFrame
     split_ratios: dict[date, dict[str, float]]
     state: BookState
+    executions: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=ex.EXECUTION_SCHEMA))
 
 
 def _by_date_symbol(frames: list[pl.DataFrame], schema: dict) -> pl.DataFrame:
@@ -475,6 +529,12 @@ def _by_date_symbol(frames: list[pl.DataFrame], schema: dict) -> pl.DataFrame:
     return df if in_order else df.sort(["date", "symbol"])
 
 
+def _executions_frame(frames: list[pl.DataFrame]) -> pl.DataFrame:
+    """The child rows sorted by (date, symbol, order_id, slot)."""
+    df = pl.concat(frames, how="vertical") if frames else pl.DataFrame(schema=ex.EXECUTION_SCHEMA)
+    return df.sort(["date", "symbol", "order_id", "slot"]) if df.height else df
+
+
 def run_book(state: BookState, sessions, settings: Settings, broker: ex.Broker | None = None) -> BookOutput:
     """Walk the sessions in order from `state` (an iterable of SessionInputs); frames sorted by (date, symbol).
 
@@ -482,15 +542,16 @@ def run_book(state: BookState, sessions, settings: Settings, broker: ex.Broker |
     frames every _FLUSH_SESSIONS sessions (bounded memory: Python floats and lists take ~4x a frame's
     bytes)."""
     broker = broker or ex.PaperBroker(settings.execution)
-    rd, od, fd, pd_, rows, splits = [], [], [], [], [], {}
-    frames: dict[str, list[pl.DataFrame]] = {"risk": [], "orders": [], "fills": [], "positions": []}
+    rd, od, fd, pd_, xd, rows, splits = [], [], [], [], [], [], {}
+    frames: dict[str, list[pl.DataFrame]] = {"risk": [], "orders": [], "fills": [], "positions": [], "executions": []}
 
     def flush() -> None:
         frames["risk"].append(_risk_frame(rd))
         frames["orders"].append(pl.DataFrame(od, schema=ex.ORDER_SCHEMA, orient="row"))
         frames["fills"].append(pl.DataFrame(fd, schema=ex.FILL_SCHEMA, orient="row"))
         frames["positions"].append(_columns_frame(pd_, POSITION_SCHEMA))
-        rd.clear(), od.clear(), fd.clear(), pd_.clear()
+        frames["executions"].append(pl.DataFrame(xd, schema=ex.EXECUTION_SCHEMA, orient="row"))
+        rd.clear(), od.clear(), fd.clear(), pd_.clear(), xd.clear()
 
     pending = state.pending_orders.select(list(ex.ORDER_SCHEMA)).rows() if state.pending_orders.height else []
     prev = None
@@ -507,6 +568,7 @@ def run_book(state: BookState, sessions, settings: Settings, broker: ex.Broker |
             rd.append(r.risk)
             od.extend(r.orders)
             fd.extend(r.fills)
+            xd.extend(r.executions)
             pd_.append(r.positions)
             rows.append(r.portfolio)
             splits[x.date] = r.split_ratios
@@ -528,6 +590,7 @@ def run_book(state: BookState, sessions, settings: Settings, broker: ex.Broker |
         portfolio=pl.DataFrame(rows, schema=PORTFOLIO_SCHEMA, orient="row") if rows else pl.DataFrame(schema=PORTFOLIO_SCHEMA),
         split_ratios=splits,
         state=state,
+        executions=_executions_frame(frames.pop("executions")),
     )
 
 

@@ -78,3 +78,7 @@ LABEL_CODES: dict[str, str] = {
     "EXIT_PRICE_INVALID": "the exit session's open is zero, negative or not finite",
     "EXIT_QUALITY_FAILED": "the exit bar failed data quality (as known at the exit session)",
 }
+# --- execution algorithms (execution_algos.py) -------------------------------------------------
+PARTICIPATION_CAP = "PARTICIPATION_CAP"  # part of an order was over the cap of its slots' expected volume
+NO_VOLUME_ESTIMATE = "NO_VOLUME_ESTIMATE"  # no ADV at the decision: the children ran uncapped
+NO_INTRADAY_BAR = "NO_INTRADAY_BAR"  # no valid high/low/close on the fill session: a twap/vwap order filled at the open
