@@ -38,13 +38,9 @@ from dagster._serdes import ConfigurableClassData
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import QueuePool
 
-from dagster_postgres.storage import DagsterPostgresStorage
-from dagster_postgres.utils import get_token_provider_from_config, pg_url_from_config
 
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
 MAX_CACHED_ENGINES = 8
-POOL_RECYCLE_SECONDS = 3600
-POOL_MAX_OVERFLOW = 8
 
 
 def _set_pragmas(dbapi_connection, _record) -> None:
@@ -159,37 +155,12 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
                 self.store_asset_check_event(event, event_id)
 
 
-class PooledPostgresStorage(DagsterPostgresStorage):
-    """dagster-postgres storage whose engines keep their connections open.
+def __getattr__(name: str):
+    # PooledPostgresStorage lives in instance_storage_postgres: dagster-postgres and psycopg2 cost
+    # ~0.2 s to import, which a SQLite instance (the quick start, every CLI run) never needs. The
+    # name stays importable from here (deploy/dagster-postgres.yaml names this module).
+    if name == "PooledPostgresStorage":
+        from trading_assets.instance_storage_postgres import PooledPostgresStorage
 
-    Stock dagster-postgres uses SQLAlchemy's NullPool outside the webserver: every storage call
-    opens a new PostgreSQL connection (TCP + authentication + backend start, ~3 ms here) and closes
-    it; a daily cycle made ~350 of them (cProfile: 1.1 s of an 8 s run). This class applies, in every
-    process (run workers, `trading-cycle`, the daemon), the pooled engines that `dagster-webserver`
-    already builds for itself (`optimize_for_webserver`: pool_size 1 per storage plus overflow,
-    connections recycled after POOL_RECYCLE_SECONDS), without a statement timeout (a run's batched
-    inserts must not be cut off). Same tables, same URL, same config as `storage: postgres:`.
-
-    deploy/dagster-postgres.yaml:
-        storage:
-          custom:
-            module: trading_assets.instance_storage
-            class: PooledPostgresStorage
-            config:
-              postgres_url: {env: DAGSTER_POSTGRES_URL}
-    """
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        # statement_timeout 0 = none (PostgreSQL's default); the webserver re-applies its own on start
-        for storage in (self._run_storage, self._event_log_storage, self._schedule_storage):
-            storage.optimize_for_webserver(statement_timeout=0, pool_recycle=POOL_RECYCLE_SECONDS, max_overflow=POOL_MAX_OVERFLOW)
-
-    @classmethod
-    def from_config_value(cls, inst_data, config_value) -> "PooledPostgresStorage":  # type: ignore[override]
-        return cls(
-            inst_data=inst_data,
-            postgres_url=pg_url_from_config(config_value),
-            should_autocreate_tables=config_value.get("should_autocreate_tables", True),
-            token_provider=get_token_provider_from_config(config_value),
-        )
+        return PooledPostgresStorage
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -2,6 +2,11 @@
 
 A *session* is a trading day of the New York Stock Exchange. Early closes are sessions; weekday
 holidays are not. All dates are `datetime.date`.
+
+Sessions = weekdays minus the weekday holidays of `nyse_holidays.HOLIDAYS` (generated from
+exchange-calendars' XNYS, checked against it by the tests) up to its LAST date; a calendar needed past
+that date comes from exchange-calendars itself, imported only then (it and pandas cost ~0.6 s of a
+process start).
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from bisect import bisect_left, bisect_right
 from datetime import date, timedelta
 from functools import lru_cache
 
-import exchange_calendars as xcals
+from trading_assets.domain import nyse_holidays
 
 CALENDAR_START = date(1990, 1, 2)
 
@@ -18,8 +23,33 @@ CALENDAR_START = date(1990, 1, 2)
 @lru_cache(maxsize=1)
 def _all_sessions() -> tuple[date, ...]:
     end = date.today() + timedelta(days=366)
-    cal = xcals.get_calendar("XNYS", start=CALENDAR_START.isoformat(), end=end.isoformat())
+    if end > date.fromisoformat(nyse_holidays.LAST):
+        return xcals_sessions(CALENDAR_START, end)
+    holidays = {date(y, int(md[:2]), int(md[2:])) for y, text in nyse_holidays.HOLIDAYS.items() for md in text.split()}
+    first, n = CALENDAR_START.toordinal(), (end - CALENDAR_START).days + 1
+    days = (date.fromordinal(first + i) for i in range(n))
+    return tuple(d for d in days if d.weekday() < 5 and d not in holidays)
+
+
+def xcals_sessions(start: date, end: date) -> tuple[date, ...]:
+    """The XNYS sessions in [start, end] from exchange-calendars (the reference of the table)."""
+    import exchange_calendars as xcals
+
+    cal = xcals.get_calendar("XNYS", start=start.isoformat(), end=end.isoformat())
     return tuple(ts.date() for ts in cal.sessions)
+
+
+def xcals_weekday_holidays(start: date, end: date) -> dict[int, str]:
+    """{year: "MMDD MMDD ..."} of the weekdays in [start, end] that exchange-calendars' XNYS does not
+    list as sessions: what domain/nyse_holidays.HOLIDAYS holds (regenerate it from this)."""
+    on = set(xcals_sessions(start, end))
+    by_year: dict[int, list[str]] = {}
+    d = start
+    while d <= end:
+        if d.weekday() < 5 and d not in on:
+            by_year.setdefault(d.year, []).append(d.strftime("%m%d"))
+        d += timedelta(days=1)
+    return {y: " ".join(v) for y, v in by_year.items()}
 
 
 def sessions(start: date, end: date) -> list[date]:

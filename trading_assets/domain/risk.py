@@ -62,7 +62,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import special, stats
+from scipy import special  # scipy.stats (~0.8 s to import) only in tail_probability's rare fallback
 
 from trading_assets.domain import reasons as rc
 from trading_assets.settings import RiskSettings
@@ -112,6 +112,8 @@ def tail_probability(sigma_daily: float, threshold: float, dof: float) -> float:
     x = threshold / scale
     if math.isfinite(x) and dof > 0:  # what stats.t.sf(x, dof) computes (loc 0, scale 1), without its overhead
         return float(special.stdtr(dof, -x))
+    from scipy import stats
+
     return float(stats.t.sf(x, dof))
 
 
