@@ -14,6 +14,12 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 if not SHARED_DATA.exists():  # a checkout elsewhere: ../shared beside the repo root
     SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
+# Subprocesses (`trading-cycle`, `python -m trading_assets.cli`, dagster dev) must run the code of THIS
+# checkout: an editable install points at whichever clone ran `pip install -e`, so a second clone or a
+# git worktree would otherwise test its own code in process and another clone's in its subprocesses.
+REPO_ROOT = Path(__file__).resolve().parents[1]
+os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))])
+
 requires_shared_data = pytest.mark.skipif(
     not (SHARED_DATA / "prices").exists(), reason=f"real data folder {SHARED_DATA} is absent (CI always has it)"
 )
