@@ -5,7 +5,7 @@ DAGSTER_HOME (default: <project>/data/dagster_home, the one `dagster dev` shows)
 JSON on stdout (logs go to stderr) and stores it in cycle_meta.
 
     trading-cycle --test                       5 symbols x 1 year of the synthetic market, offline
-    trading-cycle [--date D | --start D --end D] [--source yfinance|local|synthetic] [--data-dir DIR]
+    trading-cycle [--date D | --start D --end D] [--source yfinance|local|synthetic] [--data-dir DIR ...]
                   [--universe FILE] [--symbols A,B] [--workers N] [--paper | --live]
     trading-cycle explain --date D --symbol S [--json]
     trading-cycle features                     the feature catalog
@@ -83,7 +83,9 @@ def _run_parser() -> argparse.ArgumentParser:
     p.add_argument("--start", metavar="D", help="first session of a range (a backfill in one run)")
     p.add_argument("--end", metavar="D", help="last session of a range")
     p.add_argument("--source", choices=SOURCES, help="market-data provider (default: TRADING_PROVIDERS, else synthetic)")
-    p.add_argument("--data-dir", metavar="DIR", help="folder of CSV/Parquet bars for --source local")
+    p.add_argument("--data-dir", metavar="DIR", action="append",
+                   help="folder or file of CSV/Parquet bars for --source local; repeat it (or join paths with "
+                        f"{os.pathsep!r}) to read several, e.g. the S&P folder and the SPY file")
     return p
 
 
@@ -130,10 +132,12 @@ def _build_settings(args: argparse.Namespace) -> tuple["Settings", date, date]:
     if args.source:
         changes["providers"] = (args.source,)
     if args.data_dir:
-        data_dir = Path(args.data_dir)
-        if not data_dir.is_dir():
-            raise CliError(f"--data-dir {data_dir}: no such folder")
-        changes["local_data_dir"] = data_dir.resolve()
+        paths = [Path(p) for value in args.data_dir for p in value.split(os.pathsep) if p.strip()]
+        for data_dir in paths:
+            if not data_dir.exists():
+                raise CliError(f"--data-dir {data_dir}: no such folder or file")
+        changes["local_data_dir"] = paths[0].resolve()
+        changes["local_data_extra"] = tuple(p.resolve() for p in paths[1:])
         if not args.source:
             changes["providers"] = ("local",)
     if args.universe:
@@ -152,7 +156,10 @@ def _build_settings(args: argparse.Namespace) -> tuple["Settings", date, date]:
     except UniverseError as exc:
         raise CliError(str(exc)) from exc
     if "local" in settings.providers and settings.local_data_dir:
-        _check_local_folder(settings.local_data_dir)
+        from trading_assets.providers.local_files import local_paths
+
+        for folder in local_paths([settings.local_data_dir, *settings.local_data_extra]):
+            _check_local_folder(folder)
     if start < settings.history_start:
         raise CliError(
             f"--start {start} is before the history start {settings.history_start} "

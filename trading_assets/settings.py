@@ -11,7 +11,7 @@ Environment variables:
     TRADING_HISTORY_START   first session of the partitions (default: five years before today)
     TRADING_UNIVERSE        universe file, CSV or JSON (default: the packaged 250+ large caps)
     TRADING_PROVIDERS       comma-separated provider order for the router (default: synthetic)
-    TRADING_LOCAL_DATA_DIR  folder of CSV/Parquet for the local provider
+    TRADING_LOCAL_DATA_DIR  folder(s) or file(s) of CSV/Parquet for the local provider, joined by os.pathsep
     TRADING_SEED            seed of the synthetic market and of the bandit (default 7)
     TRADING_WORKERS         parallel provider fetches (default 4)
     TRADING_INITIAL_CAPITAL starting NAV of the paper book (default 1,000,000)
@@ -264,6 +264,7 @@ class Settings:
     universe_file: Path
     providers: tuple[str, ...] = ("synthetic",)
     local_data_dir: Path | None = None
+    local_data_extra: tuple[Path, ...] = ()  # more folders/files the local provider reads after local_data_dir
     seed: int = 7
     workers: int = 4
     benchmark: str = BENCHMARK_SYMBOL
@@ -295,7 +296,8 @@ class Settings:
         """sha256 of the parameters that change numbers (paths excluded), first 16 hex digits."""
         d = self.to_dict()
         # Where files live is not what they hold: the same data from another folder keeps its cycle ids.
-        for volatile in ("data_dir", "db_path", "audit_dir", "workers", "local_data_dir", "universe_file"):
+        for volatile in ("data_dir", "db_path", "audit_dir", "workers", "local_data_dir", "local_data_extra",
+                         "universe_file"):
             d.pop(volatile, None)
         # Where the broker answers and how often a request is retried change no number either (a replay
         # server's port must not change the order ids that make a resubmission idempotent).
@@ -365,6 +367,11 @@ def settings_from_dict(d: dict, base: Settings | None = None) -> Settings:
     return _from_dict(Settings, d, base)
 
 
+def _local_paths(text: str | None) -> tuple[Path, ...]:
+    """TRADING_LOCAL_DATA_DIR: paths joined by os.pathsep, resolved."""
+    return tuple(Path(p).resolve() for p in (text or "").split(os.pathsep) if p.strip())
+
+
 def load_settings(env: dict[str, str] | None = None) -> Settings:
     """Settings from the environment (os.environ by default)."""
     env = dict(os.environ if env is None else env)
@@ -383,7 +390,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         history_start=history_start,
         universe_file=Path(env.get("TRADING_UNIVERSE") or DEFAULT_UNIVERSE_FILE).resolve(),
         providers=providers,
-        local_data_dir=Path(local).resolve() if local else None,
+        local_data_dir=(_local_paths(local) or (None,))[0],
+        local_data_extra=_local_paths(local)[1:],
         seed=int(env.get("TRADING_SEED", "7")),
         workers=int(env.get("TRADING_WORKERS", "4")),
         execution=ExecutionSettings(

@@ -140,7 +140,8 @@ class PipelineConfig(dg.ConfigurableResource):
         if self.providers:
             changes["providers"] = tuple(self.providers)
         if self.local_data_dir:
-            changes["local_data_dir"] = Path(self.local_data_dir).resolve()
+            paths = tuple(Path(p).resolve() for p in self.local_data_dir.split(os.pathsep) if p.strip())
+            changes["local_data_dir"], changes["local_data_extra"] = paths[0], paths[1:]
         if self.seed >= 0:
             changes["seed"] = self.seed
         if self.workers > 0:

@@ -1,4 +1,10 @@
-"""Local files: a folder of CSV or Parquet files in the long bar format.
+"""Local files: folders (or single files) of CSV or Parquet in the long bar format.
+
+The provider takes one path or several (a sequence, or one string of paths joined by os.pathsep:
+TRADING_LOCAL_DATA_DIR=../shared/data/prices:../shared/data/benchmark/spy_1993_2018.parquet); each
+path is a folder (every CSV/Parquet file in it) or one file. Their bars are concatenated in the
+order given (a (date, symbol) two sources both hold arrives twice: the router keeps the first and
+counts the copy in duplicate_count).
 
 Each file holds rows (date, symbol, open, high, low, close, volume[, adj_close]); column names are
 matched case-insensitively with spaces as underscores ("Adj Close" -> adj_close). A file without a
@@ -14,6 +20,7 @@ them), null fields kept (the quality stage flags them).
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Sequence
 from datetime import date
@@ -97,9 +104,34 @@ def _to_actions(frame: pl.DataFrame, path: Path) -> pl.DataFrame:
     return out
 
 
+def local_paths(value: "Path | str | Sequence[Path | str] | None") -> tuple[Path, ...]:
+    """The paths of a local-provider setting: None/"" -> (); a str is split on os.pathsep; a Path is one path."""
+    if value is None or value == "":
+        return ()
+    if isinstance(value, str):
+        return tuple(Path(p) for p in value.split(os.pathsep) if p.strip())
+    if isinstance(value, Path):
+        return (value,)
+    return tuple(q for v in value for q in local_paths(v))
+
+
+def load_paths(paths: Sequence[Path]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(bars, actions) of several folders or files, in the order given (each cached by load_folder)."""
+    parts = [load_folder(p) for p in paths]
+    if len(parts) == 1:
+        return parts[0]
+    bars = pl.concat([b for b, _ in parts]).sort(["symbol", "date"], maintain_order=True)
+    actions = pl.concat([a for _, a in parts]).sort(["symbol", "date"], maintain_order=True)
+    return bars, actions
+
+
 def load_folder(data_dir: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(bars, actions) of a folder, read once per process and cached by (folder, files, sizes, mtimes)."""
-    files = sorted(p for p in data_dir.iterdir() if p.is_file() and p.suffix.lower() in _SUFFIXES)
+    """(bars, actions) of a folder (or of one file), read once per process and cached by (path, files,
+    sizes, mtimes)."""
+    if data_dir.is_file():
+        files = [data_dir] if data_dir.suffix.lower() in _SUFFIXES else []
+    else:
+        files = sorted(p for p in data_dir.iterdir() if p.is_file() and p.suffix.lower() in _SUFFIXES)
     if not files:
         raise ProviderError("local", NOT_CONFIGURED, f"no CSV or Parquet files in {data_dir}")
     key = (str(data_dir.resolve()), tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files))
@@ -127,13 +159,14 @@ def load_folder(data_dir: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
 
 
 class LocalFilesProvider:
-    """Bars (and optional actions) from a folder of CSV/Parquet files (name "local")."""
+    """Bars (and optional actions) from folders or files of CSV/Parquet (name "local")."""
 
     name = "local"
     is_synthetic = False
 
-    def __init__(self, data_dir: Path | str | None):
-        self.data_dir = Path(data_dir) if data_dir else None
+    def __init__(self, data_dir: Path | str | Sequence[Path | str] | None):
+        self.data_paths = local_paths(data_dir)
+        self.data_dir = self.data_paths[0] if self.data_paths else None  # the first path (one-folder callers)
 
     def fetch(self, symbols: Sequence[str], start: date, end: date) -> FetchResult:
         syms = validate_symbols(symbols)
@@ -142,9 +175,10 @@ class LocalFilesProvider:
             raise ProviderError(
                 self.name, NOT_CONFIGURED, "no local data folder configured (set TRADING_LOCAL_DATA_DIR or --data-dir)"
             )
-        if not self.data_dir.is_dir():
-            raise ProviderError(self.name, NOT_CONFIGURED, f"local data folder {self.data_dir} does not exist")
-        bars, actions = load_folder(self.data_dir)
+        for path in self.data_paths:
+            if not path.exists():
+                raise ProviderError(self.name, NOT_CONFIGURED, f"local data folder {path} does not exist")
+        bars, actions = load_paths(self.data_paths)
         in_window = pl.col("symbol").is_in(syms) & pl.col("date").is_between(start, end)
         out = bars.lazy().filter(in_window).sort(["date", "symbol"], maintain_order=True).collect()
         acts = actions.lazy().filter(in_window).sort(["date", "symbol", "action"], maintain_order=True).collect()

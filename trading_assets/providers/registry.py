@@ -1,7 +1,7 @@
 """Provider names -> provider instances, from settings.
 
 "synthetic" -> SyntheticProvider(settings.seed, the settings' universe: sectors and benchmark)
-"local"     -> LocalFilesProvider(settings.local_data_dir)   (unset folder: fails NOT_CONFIGURED on fetch)
+"local"     -> LocalFilesProvider(settings.local_data_dir + local_data_extra)   (unset folder: fails NOT_CONFIGURED on fetch)
 "yfinance"  -> YFinanceProvider(workers=settings.workers)
 The router only ever uses what this returns, so a synthetic provider is in play only when named.
 """
@@ -39,7 +39,8 @@ def build_providers(names: Sequence[str], settings: Settings) -> list[Provider]:
         elif name == "local":
             from trading_assets.providers.local_files import LocalFilesProvider
 
-            out.append(LocalFilesProvider(settings.local_data_dir))
+            out.append(LocalFilesProvider([settings.local_data_dir, *settings.local_data_extra]
+                                          if settings.local_data_dir else None))
         else:
             from trading_assets.providers.yfinance_provider import YFinanceProvider
 

@@ -171,3 +171,58 @@ def test_corrupt_and_malformed_files_name_the_file(tmp_path):
     with pytest.raises(ProviderError, match="baddate.csv") as e:
         LocalFilesProvider(tmp_path).fetch(["AAA"], date(2020, 1, 1), date(2020, 1, 2))
     assert e.value.reason == MALFORMED_RESPONSE
+
+
+def _bars_file(path, symbol: str, closes: list[float], first: date = date(2024, 1, 2)) -> None:
+    from trading_assets.domain import calendar
+
+    days = calendar.sessions(first, date(2024, 3, 1))[: len(closes)]
+    pl.DataFrame({"date": days, "symbol": [symbol] * len(days), "open": closes, "high": closes, "low": closes,
+                  "close": closes, "adj_close": [c * 0.9 for c in closes], "volume": [1000] * len(days)}).write_parquet(path)
+
+
+def test_several_paths_folders_and_files(tmp_path):
+    from trading_assets.providers.local_files import local_paths
+    from trading_assets.settings import load_settings
+
+    folder = tmp_path / "stocks"
+    folder.mkdir()
+    _bars_file(folder / "a.parquet", "AAA", [10.0, 11.0, 12.0])
+    bench = tmp_path / "bench" / "spy_1993_2018.parquet"  # one file, its name is not a symbol (the column is)
+    bench.parent.mkdir()
+    _bars_file(bench, "SPY", [100.0, 101.0, 102.0])
+    joined = os.pathsep.join([str(folder), str(bench)])
+    assert local_paths(joined) == (folder, bench) and local_paths([folder, str(bench)]) == (folder, bench)
+    s = load_settings({"TRADING_LOCAL_DATA_DIR": joined, "TRADING_DATA_DIR": str(tmp_path)})
+    assert (s.local_data_dir, s.local_data_extra) == (folder.resolve(), (bench.resolve(),))
+    assert load_settings({"TRADING_LOCAL_DATA_DIR": str(folder), "TRADING_DATA_DIR": str(tmp_path)}).local_data_dir == folder.resolve()
+    from trading_assets.providers.registry import build_providers
+
+    (registered,) = build_providers(["local"], s)
+    for p in (LocalFilesProvider(joined), registered):
+        r = p.fetch(["AAA", "SPY", "ZZZ"], date(2024, 1, 1), date(2024, 1, 31))
+        assert r.bars.height == 6 and r.missing == ("ZZZ",)
+        assert r.bars.filter(pl.col("symbol") == "SPY")["adj_close"].to_list() == pytest.approx([90.0, 90.9, 91.8])
+        assert r.bars.equals(r.bars.sort(["date", "symbol"], maintain_order=True))
+    # a path that does not exist is a clear NOT_CONFIGURED naming it
+    with pytest.raises(ProviderError) as err:
+        LocalFilesProvider([folder, tmp_path / "nope.parquet"]).fetch(["AAA"], date(2024, 1, 1), date(2024, 1, 31))
+    assert err.value.reason == NOT_CONFIGURED and "nope.parquet" in str(err.value)
+
+
+def test_cli_takes_repeated_and_joined_data_dirs(tmp_path, monkeypatch):
+    from trading_assets import cli
+
+    folder, other = tmp_path / "a", tmp_path / "b.parquet"
+    folder.mkdir()
+    _bars_file(folder / "x.parquet", "AAPL", [10.0, 11.0])
+    _bars_file(other, "SPY", [100.0, 101.0])
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dh"))
+    monkeypatch.setenv("TRADING_HISTORY_START", "2024-01-02")
+    for argv in (["--data-dir", str(folder), "--data-dir", str(other)],
+                 ["--data-dir", os.pathsep.join([str(folder), str(other)])]):
+        settings, _, _ = cli._build_settings(cli._run_parser().parse_args([*argv, "--date", "2024-01-03"]))
+        assert (settings.local_data_dir, settings.local_data_extra) == (folder.resolve(), (other.resolve(),))
+        assert settings.providers == ("local",)
+    with pytest.raises(cli.CliError, match="no such folder or file"):
+        cli._build_settings(cli._run_parser().parse_args(["--data-dir", str(tmp_path / "gone"), "--date", "2024-01-03"]))
