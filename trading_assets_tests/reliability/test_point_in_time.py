@@ -19,7 +19,8 @@ from trading_assets_tests.reliability.conftest import SHORT, SYMBOLS, SEED, audi
 
 T = SHORT[24]  # the cut: 25 sessions known (the book trades from the 21st), 5 after
 DATED = ("price_history", "corporate_actions", "data_quality_log", "features", "model_outputs", "decisions",
-         "risk_decisions", "orders", "fills", "positions", "portfolio", "cycle_meta")
+         "risk_decisions", "orders", "fills", "positions", "portfolio", "cycle_meta",
+         "performance", "performance_metrics", "performance_attribution")
 # tables whose partition column is known_at (a row about session `date` is written when it is known)
 KNOWN_AT = ("labels",)
 PRICES = ("open", "high", "low", "close", "adj_close")
