@@ -9,6 +9,7 @@ JSON on stdout (logs go to stderr) and stores it in cycle_meta.
                   [--universe FILE] [--symbols A,B] [--workers N] [--paper | --live]
     trading-cycle explain --date D --symbol S [--json]
     trading-cycle features                     the feature catalog
+    trading-cycle report --start D --end D [--out FILE.html]   HTML tear sheet of a period, read-only
 """
 
 from __future__ import annotations
@@ -70,7 +71,8 @@ def _run_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="trading-cycle",
         description="Run one trading cycle (or a range of sessions) through the Dagster asset graph and print the cycle JSON.",
-        epilog="Subcommands: 'trading-cycle explain --date D --symbol S [--json]', 'trading-cycle features'.",
+        epilog="Subcommands: 'trading-cycle explain --date D --symbol S [--json]', 'trading-cycle features', "
+               "'trading-cycle report --start D --end D [--out FILE.html]'.",
     )
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--paper", action="store_true", help="paper trading: orders fill at the next open in simulation (default)")
@@ -307,6 +309,21 @@ def _explain(argv: list[str]) -> int:
     return explain_main(_parse_date(args.date, "--date"), args.symbol, as_json=args.json)
 
 
+def _report(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="trading-cycle report",
+                                description="A one-file HTML tear sheet of a period (read-only) and a text summary.")
+    p.add_argument("--start", required=True, metavar="D")
+    p.add_argument("--end", required=True, metavar="D")
+    p.add_argument("--out", metavar="FILE.html", help="default: <data dir>/reports/report_<start>_<end>.html")
+    args = p.parse_args(argv)
+    start, end = _parse_date(args.start, "--start"), _parse_date(args.end, "--end")
+    if end < start:
+        raise CliError(f"--end {end} is before --start {start}")
+    from trading_assets.reporting.report import report_main
+
+    return report_main(start, end, Path(args.out) if args.out else None)
+
+
 def _features(argv: list[str]) -> int:
     argparse.ArgumentParser(prog="trading-cycle features", description="Print the feature catalog.").parse_args(argv)
     from trading_assets.domain.features.catalog import format_catalog
@@ -322,6 +339,8 @@ def main(argv: list[str] | None = None) -> int:
             return _explain(argv[1:])
         if argv and argv[0] == "features":
             return _features(argv[1:])
+        if argv and argv[0] == "report":
+            return _report(argv[1:])
         return run_cycle(_run_parser().parse_args(argv))
     except CliError as exc:
         print(f"trading-cycle: error: {exc}", file=sys.stderr)

@@ -50,6 +50,18 @@ def test_trading_cycle_test_prints_the_cycle_json(tmp_path):
         assert len(instance.get_materialized_partitions(dg.AssetKey("cycle_summary"))) == 252
     assert any(Path(data / "audit").glob("audit-*.jsonl"))
 
+    # the tear sheet of the same warehouse, read-only, through the same entry point
+    html = tmp_path / "sheet.html"
+    rep = subprocess.run([sys.executable, "-m", "trading_assets.cli", "report", "--start", out["window"]["start"],
+                          "--end", out["window"]["end"], "--out", str(html)], env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert rep.returncode == 0, rep.stderr[-3000:]
+    assert rep.stdout.startswith(f"Report {out['window']['start']} .. {out['window']['end']} (benchmark SPY)")
+    assert "book (net)" in rep.stdout and "equal weight" in rep.stdout and str(html) in rep.stdout
+    page = html.read_text()
+    assert page.count("src='data:image/png;base64,iVBOR") >= 2  # NAV vs benchmarks, monthly heatmap
+    assert "<h2>Performance over the period</h2>" in page and "PnL by sector" in page
+
 
 def test_live_without_a_broker_is_refused_and_writes_nothing(tmp_path):
     data = tmp_path / "data"
