@@ -14,12 +14,13 @@ from trading_assets.defs import (
     performance,
     quality,
     reference,
+    signal_quality,
     signals,
     summary,
 )
 from trading_assets.defs.resources import default_resources
 
-STAGE_MODULES = [reference, market_data, quality, features, signals, decisions, book, summary, labels, performance]
+STAGE_MODULES = [reference, market_data, quality, features, signals, decisions, book, summary, labels, performance, signal_quality]
 
 all_assets = dg.load_assets_from_modules(STAGE_MODULES)
 all_checks = dg.load_asset_checks_from_modules(STAGE_MODULES)

@@ -1,7 +1,7 @@
 """Information coefficients: how well a forecast ranks what happened (docs/EVALUATION.md).
 
 Inputs (any forecasting source: agents, learned models, the Meta-Brain, the risk gate's weights):
-    scores  (date, symbol, source, score[, kind, role]): the score of `source` for `symbol`, known at
+    scores  (date, symbol, source, score[, kind, role, score_column]): the score of `source` for `symbol`, known at
             session `date` (a null or non-finite score = the source is silent for that symbol)
     labels  (date, symbol, horizon, <label>, valid[, known_at]): the labels table's rows
             (domain/evaluation/labels.py); a pair counts when the label is valid and finite.
@@ -11,7 +11,7 @@ by subtracting one number per date, and the hit rate then asks "did it beat the 
 
 Per (date s, source, horizon h), over the n pairs (x_i, y_i) = (score, label) of the symbols that
 have both:
-    n            pairs; universe_n = symbols with a valid label on (s, h); coverage = n / universe_n
+    n            pairs; universe_n = symbols with a valid label on (s, h); coverage = n / universe_n (NULL when universe_n = 0)
     ic           Pearson:  sum((x - xbar)(y - ybar)) / sqrt(sum (x - xbar)^2 * sum (y - ybar)^2)
     rank_ic      Spearman: the Pearson correlation of the average ranks of x and of y (ties share the
                  mean of the ranks they span: scipy.stats.rankdata(method="average"), so rank_ic =
@@ -26,7 +26,8 @@ have both:
                  bottom = {i : #{j : x_j < x_i} < k}
                  spread = mean(y, top) - mean(y, bottom); top_n, bottom_n their sizes
                  (NULL when k = 0, i.e. n < buckets; 0 when every score is equal: top = bottom = all)
-    known_at     the latest known_at of the pairs' labels (= s + 1 + h)
+    known_at     when the labels of (s, h) became known: their known_at (= s + 1 + h), NULL when
+                 the labels frame has no known_at column
 
 Rolling, point in time (`rolling_metrics`): for each series (source, horizon) and each label date s,
 over the daily values v_d of the W sessions d in (s - W, s] (calendar sessions; a missing or NULL
@@ -64,6 +65,7 @@ WINDOWS: tuple[int, ...] = (21, 63, 252)
 BUCKETS = 5  # quintiles
 MIN_OBS = 3
 KEYS = ("date", "source", "horizon")
+CARRIED = ("kind", "role", "score_column")  # descriptive columns of scores kept per (date, source): first non-null
 
 DAILY_SCHEMA: dict[str, pl.DataType] = {
     "date": pl.Date(),
@@ -112,19 +114,21 @@ def session_metrics(
     buckets: int = BUCKETS,
     min_obs: int = MIN_OBS,
 ) -> pl.DataFrame:
-    """One row per (date, source, horizon) where the source has a scores row and the date has labels
-    (DAILY_SCHEMA plus `kind` and `role` when scores carry them), sorted by source, horizon, date.
+    """One row per (date, source, horizon) where the source has a scores row and the labels have rows
+    (DAILY_SCHEMA plus the CARRIED columns scores has), sorted by source, horizon, date.
     Formulas: module docstring."""
     for frame, cols, what in ((scores, ("date", "symbol", "source", "score"), "scores"), (labels, ("date", "symbol", "horizon", label, "valid"), "labels")):
         missing = [c for c in cols if c not in frame.columns]
         if missing:
             raise ValueError(f"{what} lacks columns {missing}")
-    extra = [c for c in ("kind", "role") if c in scores.columns]
-    lab = labels.filter(pl.col("valid") & pl.col(label).is_not_null() & pl.col(label).is_finite()).select(
-        "date", "symbol", pl.col("horizon").cast(pl.Int32), pl.col(label).cast(pl.Float64).alias("y"),
-        *(["known_at"] if "known_at" in labels.columns else []),
-    )  # fmt: skip
-    universe = lab.group_by("date", "horizon").agg(pl.len().cast(pl.Int64).alias("universe_n"))
+    extra = [c for c in CARRIED if c in scores.columns]
+    usable = pl.col("valid") & pl.col(label).is_not_null() & pl.col(label).is_finite()
+    lab = labels.filter(usable).select("date", "symbol", pl.col("horizon").cast(pl.Int32), pl.col(label).cast(pl.Float64).alias("y"))
+    # per labelled (date, horizon): the valid labels and when the date's labels became known (all rows)
+    known = pl.col("known_at").max() if "known_at" in labels.columns else pl.lit(None, pl.Date)
+    universe = labels.group_by("date", pl.col("horizon").cast(pl.Int32)).agg(
+        usable.fill_null(False).sum().cast(pl.Int64).alias("universe_n"), known.alias("known_at")
+    )
     sc = scores.select("date", "symbol", "source", pl.col("score").cast(pl.Float64).alias("x"), *extra)
     # every (date, source) the source speaks to at all x every horizon labelled on that date
     present = sc.group_by("date", "source").agg(*(pl.col(c).drop_nulls().first() for c in extra)).join(universe, on="date")
@@ -137,7 +141,6 @@ def session_metrics(
     bottom = x.rank("min") <= k
     agg = pairs.group_by(KEYS).agg(
         n.alias("n"),
-        *([pl.col("known_at").max().alias("known_at")] if "known_at" in lab.columns else []),
         _pearson(x, y).alias("ic"),
         _pearson(x.rank("average"), y.rank("average")).alias("rank_ic"),
         (x != 0).sum().cast(pl.Int64).alias("hit_n"),
@@ -152,10 +155,8 @@ def session_metrics(
         pl.col("top_n").fill_null(0),
         pl.col("bottom_n").fill_null(0),
     )
-    if "known_at" not in out.columns:
-        out = out.with_columns(pl.lit(None, pl.Date).alias("known_at"))
     out = out.with_columns(
-        (pl.col("n") / pl.col("universe_n")).alias("coverage"),
+        pl.when(pl.col("universe_n") > 0).then(pl.col("n") / pl.col("universe_n")).otherwise(None).alias("coverage"),
         pl.when(pl.col("n") >= min_obs).then(pl.col("ic")).otherwise(None).alias("ic"),
         pl.when(pl.col("n") >= min_obs).then(pl.col("rank_ic")).otherwise(None).alias("rank_ic"),
     )
@@ -193,28 +194,39 @@ def rolling_metrics(
         return daily.with_columns(
             [pl.lit(None, pl.Int64 if c.startswith("n_") else pl.Float64).alias(c) for c in rolling_columns(windows)]
         )
-    lo, hi = daily["date"].min(), daily["date"].max()
+    order = daily.with_row_index("_row").sort("source", "horizon", "date", maintain_order=True)
+    lo, hi = order["date"].min(), order["date"].max()
     sessions = calendar.sessions(lo, hi)
     pos = {d: i for i, d in enumerate(sessions)}
-    missing = sorted(set(daily["date"].to_list()) - set(pos))
-    if missing:
-        raise ValueError(f"daily rows on non-sessions: {missing[:5]}")
-    parts = []
-    for (source, horizon), g in daily.with_row_index("_row").group_by("source", "horizon", maintain_order=True):
-        idx = np.array([pos[d] for d in g["date"].to_list()], dtype=np.int64)
-        cols: dict[str, np.ndarray] = {"_row": g["_row"].to_numpy()}
-        for w in windows:
-            mp = (min_periods or {}).get(w, math.ceil(w / 2))
-            for value, stats in ROLLED:
-                grid = np.full(len(sessions), np.nan)
-                grid[idx] = g[value].cast(pl.Float64).fill_null(float("nan")).to_numpy()
-                s = _window_stats(grid, w, mp)
+    try:
+        idx_all = np.array([pos[d] for d in order["date"].to_list()], dtype=np.int64)
+    except KeyError as exc:
+        raise ValueError(f"daily rows on a non-session: {exc.args[0]}") from None
+    values = {v: order[v].cast(pl.Float64).fill_null(float("nan")).to_numpy() for v, _ in ROLLED}
+    keys = list(zip(order["source"].to_list(), order["horizon"].to_list()))
+    # runs of one (source, horizon) in the sorted rows
+    bounds = [0] + [i for i in range(1, len(keys)) if keys[i] != keys[i - 1]] + [len(keys)]
+    cols: dict[str, np.ndarray] = {
+        c: (np.zeros(len(keys), dtype=np.int64) if c.startswith("n_") else np.full(len(keys), np.nan)) for c in rolling_columns(windows)
+    }
+    for a, b in zip(bounds, bounds[1:]):
+        idx = idx_all[a:b]
+        if len(np.unique(idx)) != len(idx):
+            raise ValueError(f"daily has duplicate (date, source, horizon) rows for {keys[a]}")
+        span = idx[-1] - idx[0] + 1
+        for value, stats in ROLLED:
+            grid = np.full(span, np.nan)
+            grid[idx - idx[0]] = values[value][a:b]
+            for w in windows:
+                mp = (min_periods or {}).get(w, math.ceil(w / 2))
+                st = _window_stats(grid, w, mp)
                 if value == "rank_ic":
-                    cols[f"n_rank_ic_{w}"] = s["n"][idx].astype(np.int64)
+                    cols[f"n_rank_ic_{w}"][a:b] = st["n"][idx - idx[0]]
                 for stat in stats:
-                    cols[f"{value}_{stat}_{w}"] = s[stat][idx]
-        parts.append(pl.DataFrame(cols))
-    rolled = pl.concat(parts).with_columns(pl.col(c).fill_nan(None) for c in rolling_columns(windows) if not c.startswith("n_"))
+                    cols[f"{value}_{stat}_{w}"][a:b] = st[stat][idx - idx[0]]
+    rolled = pl.DataFrame({"_row": order["_row"], **cols}).with_columns(
+        pl.col(c).fill_nan(None) for c in rolling_columns(windows) if not c.startswith("n_")
+    )
     return daily.with_row_index("_row").join(rolled, on="_row", how="left").sort("_row").drop("_row").select(
         *daily.columns, *rolling_columns(windows)
     )
