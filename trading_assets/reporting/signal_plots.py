@@ -23,6 +23,8 @@ _PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#
 
 
 def _series(rows: pl.DataFrame, horizon: int, column: str) -> list[tuple[str, list, list]]:
+    if column not in rows.columns or rows.height == 0:
+        return []
     data = rows.filter(pl.col("horizon") == horizon).sort("source", "date")
     out = []
     for (source,), g in data.group_by("source", maintain_order=True):

@@ -61,12 +61,12 @@ def test_tear_sheet_from_a_warehouse(warehouse, tmp_path, capsys, monkeypatch):
     warehouse.replace_window("performance", d.with_columns(pl.lit("SPY").alias("benchmark")), d["date"][0], d["date"][-1])
     m = perf.metrics_frame(d, date(2023, 12, 29))
     warehouse.replace_window("performance_metrics", m, d["date"][0], d["date"][-1])
-    with warehouse.connect() as con:  # a signal_quality table as the evaluation asset writes it
-        con.execute("CREATE TABLE signal_quality (date DATE, source VARCHAR, horizon INTEGER, known_at DATE, "
-                    "rank_ic DOUBLE, ic DOUBLE)")
-        con.execute("INSERT INTO signal_quality VALUES ('2024-01-03', 'momentum', 1, '2024-01-05', 0.1, 0.1), "
-                    "('2024-01-04', 'momentum', 1, '2024-01-08', 0.3, 0.2), "
-                    "('2024-02-13', 'momentum', 1, '2024-02-15', 0.9, 0.9)")  # known after the end: left out
+    with warehouse.connect() as con:  # signal_quality rows as the evaluation asset writes them (the other columns NULL)
+        con.execute("INSERT INTO signal_quality (date, source, horizon, known_at, rank_ic, ic, kind, score_column, label, n, "
+                    "universe_n, hit_n, top_n, bottom_n) SELECT *, 'agent', 'model_outputs.mu', 'excess_return', 10, 10, 10, 2, 2 "
+                    "FROM (VALUES ('2024-01-03'::DATE, 'momentum', 1, '2024-01-05'::DATE, 0.1, 0.1), "
+                    "('2024-01-04'::DATE, 'momentum', 1, '2024-01-08'::DATE, 0.3, 0.2), "
+                    "('2024-02-13'::DATE, 'momentum', 1, '2024-02-15'::DATE, 0.9, 0.9))")  # the last: known after the end, left out
     out = tmp_path / "r.html"
     assert report.report_main(date(2024, 1, 1), date(2024, 2, 13), out) == 0
     text = capsys.readouterr().out
