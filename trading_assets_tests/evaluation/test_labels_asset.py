@@ -127,3 +127,11 @@ def test_a_run_limited_to_some_symbols_writes_only_them(loaded):
     after = _table(loaded)
     assert after.filter(pl.col("symbol") != "JNJ").equals(full.filter(pl.col("symbol") != "JNJ"))
     assert (after.filter(pl.col("symbol") == "JNJ")["fwd_return"] == 99).all()
+
+
+def test_the_daily_job_materializes_the_evaluation_assets():
+    from trading_assets.definitions import defs
+
+    job = defs.get_repository_def().get_job("trading_cycle")
+    keys = {k.to_user_string() for k in job.asset_layer.executable_asset_keys}
+    assert {"labels", "signal_quality"} <= keys
