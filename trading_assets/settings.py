@@ -61,7 +61,7 @@ class QualitySettings:
     robust_return_z: float = 12.0  # |log return| beyond this many robust sigmas with no corporate action
     min_abs_jump: float = 0.25  # ... and at least this large in absolute log terms
     late_start_sessions: int = 20  # see the LATE_START note below
-    max_failing_share: float = 0.25  # blocking check: share of the universe failing on one session
+    max_failing_share: float = 0.25  # more than this share of the universe failing on one session = a systemic fault
     # --- added with domain/quality.py (see its docstring for each rule) ---
     # LATE_START marks the first `late_start_sessions` sessions of a series whose first bar comes after
     # the first session read (so it must be <= lookback_sessions to be run-boundary independent).
@@ -74,6 +74,21 @@ class QualitySettings:
     split_tolerance: float = 0.05  # |log r - log ratio| below this = split-like
     reversal_fraction: float = 0.75  # next move undoes >= 75% of a flagged jump (|r1 + r2| <= 0.25 |r1|)
     max_price_ratio: float = 10.0  # a 10x (or 1/10) move with no action is a unit error: RETURN_OUTLIER
+    # --- extreme moves and systemic faults (#16; domain/quality.py "Held moves", domain/session_health.py) ---
+    # A jump (LARGE_MOVE, UNADJUSTED_SPLIT or RETURN_OUTLIER: beyond max(robust_return_z * sigma,
+    # min_abs_jump), the configurable bound) with no recorded action is held (MOVE_UNCONFIRMED: REJECT)
+    # until `confirm_sessions` more bars confirm it (not reverted) or refute it (reverted: a bad bar).
+    confirm_sessions: int = 2
+    level_tolerance: float = 0.5  # a confirmed move is a level shift when every confirming close stays within
+    # this fraction of the move from the new level (|ln C_{e+j} - ln C_e| <= level_tolerance * |r_e|)
+    # Which level shifts become an inferred corporate action (RELIABILITY.md "Extreme moves"): "splits"
+    # (split-like ratios and 10x unit errors only), "down" (also downward shifts: spin-offs, special
+    # dividends -- and news-driven drops, which prices alone cannot tell apart), "all" (also upward ones).
+    infer_shifts: str = "down"
+    # When more than max_failing_share of the universe fails on a session: "halt_session" halts that
+    # session (every decision REJECT SYSTEMIC_DATA_FAULT, no fills or orders) and the run goes on;
+    # "stop_run" stops the run at the blocking check (the behaviour before #16). Env: TRADING_ON_SYSTEMIC_FAULT.
+    on_systemic_fault: str = "halt_session"
     # Score = max(0, 1 - sum of the penalties of the codes raised); a row passes at >= pass_score, so
     # any penalty above 1 - pass_score fails on its own; informational codes cost 0 or 0.1-0.2.
     penalties: tuple[tuple[str, float], ...] = (
@@ -97,6 +112,10 @@ class QualitySettings:
         ("LARGE_MOVE", 0.1),
         ("LATE_START", 0.0),
         ("SYNTHETIC_DATA", 0.0),
+        ("REVERTED_MOVE", 0.5),
+        ("MOVE_UNCONFIRMED", 0.0),  # not a data error: the decision is REJECT (UNCONFIRMED_MOVE) until resolved
+        ("MOVE_CONFIRMED", 0.0),
+        ("LEVEL_SHIFT_INFERRED", 0.0),
     )
 
 
@@ -394,6 +413,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         local_data_extra=_local_paths(local)[1:],
         seed=int(env.get("TRADING_SEED", "7")),
         workers=int(env.get("TRADING_WORKERS", "4")),
+        quality=QualitySettings(on_systemic_fault=_systemic_fault_mode(env.get("TRADING_ON_SYSTEMIC_FAULT", "halt_session"))),
         execution=ExecutionSettings(
             initial_capital=capital,
             mode=_mode(env.get("TRADING_MODE", "paper")),
@@ -405,6 +425,14 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
 
 
 EXECUTION_MODES = ("paper", "live")
+SYSTEMIC_FAULT_MODES = ("halt_session", "stop_run")
+
+
+def _systemic_fault_mode(text: str) -> str:
+    mode = text.strip().lower() or "halt_session"
+    if mode not in SYSTEMIC_FAULT_MODES:
+        raise ValueError(f"TRADING_ON_SYSTEMIC_FAULT={text!r}: expected one of {SYSTEMIC_FAULT_MODES}")
+    return mode
 
 
 def _mode(text: str) -> str:

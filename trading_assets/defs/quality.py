@@ -22,7 +22,8 @@ from trading_assets.defs.reference import universe_symbols
 from trading_assets.defs.partitions import SESSIONS, SINGLE_RUN, lookback, run_window, window_of
 from trading_assets.defs.resources import PipelineConfig, WarehouseResource
 from trading_assets.domain import calendar
-from trading_assets.domain.quality import OUTPUT_SCHEMA as QUALITY_SCHEMA, assess_quality
+from trading_assets.domain.quality import OUTPUT_SCHEMA as QUALITY_SCHEMA, assess_quality, read_sessions
+from trading_assets.settings import QualitySettings
 
 QUALITY_SHARE_WITHIN_LIMIT = "quality_failing_share_within_limit"
 QUALITY_FAILING_SYMBOLS = "quality_failing_symbols"
@@ -30,6 +31,8 @@ QUALITY_FAILING_SYMBOLS = "quality_failing_symbols"
 # ~40 columns per bar and grid row (~2 KB per bar at 2,000 symbols x 5 years in one pass)
 BARS_PER_CHUNK = 500_000
 # what assess_quality reads of price_history (domain/quality.py BAR_COLUMNS and OPTIONAL_BAR_COLUMNS)
+# lineage: the sessions read before a window with the default settings (lookback + confirmation)
+_READ_SESSIONS = read_sessions(QualitySettings())
 _BAR_READ = ["date", "symbol", "open", "high", "low", "close", "adj_close", "volume", "provider", "is_synthetic", "duplicate_count"]
 
 
@@ -56,8 +59,8 @@ def _unserved_symbols(wh, start, end) -> list[str]:
     partitions_def=SESSIONS,
     backfill_policy=SINGLE_RUN,
     deps=[
-        dg.AssetDep("price_history", partition_mapping=lookback(60)),
-        dg.AssetDep("corporate_actions", partition_mapping=lookback(60)),
+        dg.AssetDep("price_history", partition_mapping=lookback(_READ_SESSIONS)),
+        dg.AssetDep("corporate_actions", partition_mapping=lookback(_READ_SESSIONS)),
         "universe",
     ],
     description=(
@@ -73,8 +76,7 @@ def data_quality(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     wh = warehouse.get()
     start, end, sessions = window_of(context)
     symbols = universe_symbols(wh, pipeline)
-    n_back = getattr(settings.quality, "lookback_sessions", 60)
-    read_from = calendar.lookback_start(start, n_back)
+    read_from = calendar.lookback_start(start, read_sessions(settings.quality))
     first = wh.read(
         "SELECT min(date) AS d FROM price_history WHERE date BETWEEN ? AND ? AND symbol IN (SELECT unnest(?::VARCHAR[]))",
         [read_from, end, symbols],

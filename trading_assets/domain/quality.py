@@ -9,9 +9,10 @@ shifted by one bar, so even "today" is excluded from the statistics it is compar
 in `bars`/`actions` after `window_end` is ignored. A bar whose badness only shows the next session
 (a reversed spike) is flagged on the next session's row, naming the bad date.
 
-Run-boundary independence: with bars read from `settings.lookback_sessions` (L) sessions before the
-window, every statistic below fits inside that read, so the row of t is the same whether t is run
-alone or inside a multi-year range.
+Run-boundary independence: with bars read from `read_sessions(settings)` = L + k sessions before the
+window (L = lookback_sessions, k = confirm_sessions: a held move looks k bars back at a jump whose
+threshold needs L bars before it), every statistic below fits inside that read, so the row of t is
+the same whether t is run alone or inside a multi-year range.
 
 Notation (per symbol, bars in date order; "prev" = the symbol's previous bar with a positive close):
     C_t          close of bar t when > 0, else undefined
@@ -50,6 +51,25 @@ Rules (code: condition -> details keys). Penalties are `settings.penalties`; def
                                split-like / large-move codes are suppressed (the move is the repair).
                                Fails: this session's returns and windows contain the bad bar.
     SYNTHETIC_DATA [0]         is_synthetic (informational)
+    Held moves (#16; k = confirm_sessions, f = reversal_fraction; `_held_moves` has the exact formulas).
+    A jump (LARGE_MOVE, UNADJUSTED_SPLIT or RETURN_OUTLIER: beyond the configurable bound, with no
+    recorded action) is not traded on until the next k bars confirm or refute it:
+    MOVE_UNCONFIRMED [0]       the jump's own bar and the next k-1 bars while it has not reverted ->
+                               move_date, move_return, ratio, bars_to_confirm. Not a data error (it
+                               passes); the Meta-Brain REJECTs the symbol (UNCONFIRMED_MOVE) and the
+                               features leave the bar out of every window, as a failed bar's.
+    REVERSED_SPIKE             (above) the move reverted on the next bar: the jump was a bad bar
+    REVERTED_MOVE [0.5]        the move reverted on bar j in 2..k (within (1 - f) of the jump): the
+                               bars e..e+j-1 were a bad level -> bad_dates, move_return,
+                               reversal_return. Fails, like REVERSED_SPIKE; the reversal starts no hold.
+    LEVEL_SHIFT_INFERRED [0]   on bar e+k: not reverted, every confirming close within level_tolerance
+                               of the move from the new level (the ratio held), and the shift is
+                               split-like, a unit error, or (infer_shifts) downward / any: recorded as
+                               an inferred corporate action -> ex_date, action ('split' | 'level_shift'),
+                               ratio (= its price_factor), move_return, confirming_sessions.
+                               `inferred_actions(quality)` lists them; known at e+k, not before.
+    MOVE_CONFIRMED [0]         on bar e+k: not reverted, no action inferred (an upward non-split move,
+                               news; or a level that did not hold) -> the move and level_held.
     OFF_CALENDAR [0.2]         the provider sent bars dated on non-sessions; flagged on the next
                                session's row (dates listed); the bars stay in the series
     Rows without a bar at session t (score 0 by default):
@@ -89,6 +109,7 @@ OPTIONAL_BAR_COLUMNS: dict[str, tuple[pl.DataType, object]] = {
     "duplicate_count": (pl.Int64, 0),
 }
 ACTION_COLUMNS = ("date", "symbol", "action", "price_factor")
+INFER_SHIFTS = ("splits", "down", "all")  # QualitySettings.infer_shifts
 
 OUTPUT_SCHEMA: dict[str, pl.DataType] = {
     "date": pl.Date,
@@ -114,7 +135,7 @@ def assess_quality(
     """One row per (session in [window_start, window_end], symbol of `symbols`), sorted by (date, symbol):
     date, symbol, score, passed, reason_codes (sorted, unique), details (JSON), provider (null without a bar).
 
-    bars: price_history rows from L = settings.lookback_sessions sessions before window_start to
+    bars: price_history rows from read_sessions(settings) sessions before window_start to
     window_end. actions: corporate_actions rows (date, symbol, action, price_factor, ...) up to
     window_end. sessions: the calendar sessions from the first bar date to window_end. Raises
     ValueError on malformed input (missing columns, duplicate (date, symbol) bars, a non-positive
@@ -141,6 +162,56 @@ def assess_quality(
 
     grid = _grid(window, universe, cal, b, settings, unserved)
     return _assemble(grid, penalties, settings)
+
+
+def read_sessions(settings: QualitySettings) -> int:
+    """Sessions of bars to read before a window: L = lookback_sessions for the trailing statistics,
+    plus k = confirm_sessions for a held move's jump k bars back (module docstring)."""
+    return settings.lookback_sessions + settings.confirm_sessions
+
+
+INFERRED_ACTION_SCHEMA: dict[str, pl.DataType] = {
+    "date": pl.Date,  # the confirming session that knows the action (known_at): the partition of the row
+    "symbol": pl.String,
+    "ex_date": pl.Date,  # the session of the move
+    "action": pl.String,  # 'split' | 'level_shift'
+    "ratio": pl.Float64,  # close(ex_date) / close(before): the split ratio when split-like, else exp(move_return)
+    "price_factor": pl.Float64,  # = ratio: corporate_actions' factor still to apply to the prices before ex_date
+    "move_return": pl.Float64,
+    "confirming_sessions": pl.List(pl.Date),
+    "provenance": pl.String,  # 'inferred'
+}
+
+
+def inferred_actions(quality: pl.DataFrame) -> pl.DataFrame:
+    """The inferred corporate actions of assess_quality's rows (one per LEVEL_SHIFT_INFERRED row),
+    INFERRED_ACTION_SCHEMA, sorted by (date, symbol). Read from the rows' details, so the table and the
+    quality log always agree."""
+    rows = quality.filter(pl.col("reason_codes").list.contains("LEVEL_SHIFT_INFERRED"))
+    if rows.height == 0:
+        return pl.DataFrame(schema=INFERRED_ACTION_SCHEMA)
+    d = pl.col("details").str.json_decode(
+        pl.Struct(
+            {
+                "LEVEL_SHIFT_INFERRED": pl.Struct(
+                    {"ex_date": pl.String, "action": pl.String, "ratio": pl.Float64, "move_return": pl.Float64,
+                     "confirming_sessions": pl.List(pl.String)}
+                )
+            }
+        )
+    ).struct.field("LEVEL_SHIFT_INFERRED")
+    out = rows.select("date", "symbol", d.alias("x")).select(
+        "date",
+        "symbol",
+        pl.col("x").struct.field("ex_date").str.to_date().alias("ex_date"),
+        pl.col("x").struct.field("action"),
+        pl.col("x").struct.field("ratio"),
+        pl.col("x").struct.field("ratio").alias("price_factor"),
+        pl.col("x").struct.field("move_return"),
+        pl.col("x").struct.field("confirming_sessions").list.eval(pl.element().str.to_date()).alias("confirming_sessions"),
+        pl.lit("inferred").alias("provenance"),
+    )
+    return out.cast(INFERRED_ACTION_SCHEMA).sort("date", "symbol")
 
 
 # --- input ---------------------------------------------------------------------------------------
@@ -272,24 +343,19 @@ def _bar_rules(b: pl.DataFrame, a: pl.DataFrame, s: QualitySettings) -> pl.DataF
         (pl.col("_big") | pl.col("_split_like") | pl.col("_unit_error")).alias("_jump"),
     )
     r_prev = r.shift(1).over("symbol")
-    reversal = (
-        pl.col("_jump").shift(1).over("symbol").fill_null(False)
-        & (r * r_prev < 0).fill_null(False)
-        & ((r + r_prev).abs() <= (1.0 - s.reversal_fraction) * r_prev.abs()).fill_null(False)
-    )
+    b = _held_moves(b, s)
     # stale: run length of equal consecutive positive closes (today included) = row - first row of the
     # run + 1; a symbol's first row always starts a run, so the forward fill never crosses symbols
     same = (pl.col("_c") == pl.col("_c").shift(1)).over("symbol").fill_null(False)
     row = pl.int_range(pl.len(), dtype=pl.Int64)
     b = b.with_columns(
-        reversal.alias("REVERSED_SPIKE"),
         r_prev.alias("prev_ret"),
         pl.col("date").shift(1).over("symbol").alias("prev_bar_date"),
         (row - pl.when(~same).then(row).forward_fill() + 1).alias("stale_run"),
     )
 
     prices = [o, h, lo, c]
-    rev = pl.col("REVERSED_SPIKE")
+    rev = pl.col("REVERSED_SPIKE") | pl.col("REVERTED_MOVE")  # the move is a repair, not a new jump
 
     def thin(ratio: float) -> pl.Expr:  # volume (null = 0) below ratio x the trailing median; unknown median -> no
         return (v.fill_null(0.0) < ratio * pl.col("median_volume")).fill_null(False)
@@ -313,11 +379,113 @@ def _bar_rules(b: pl.DataFrame, a: pl.DataFrame, s: QualitySettings) -> pl.DataF
     )
 
 
-def _nearest_ratio(ratios: Sequence[float]) -> pl.Expr:
-    """The split ratio nearest (in log terms) to the move (for the details)."""
+def _lag(name: str, n: int) -> pl.Expr:
+    """The column `name` n bars earlier in the symbol's series (n = 0: this bar)."""
+    return pl.col(name) if n == 0 else pl.col(name).shift(n).over("symbol")
+
+
+def _held_moves(b: pl.DataFrame, s: QualitySettings) -> pl.DataFrame:
+    """The held-move state of every bar (module docstring, "Held moves"), with k = confirm_sessions:
+    REVERSED_SPIKE, REVERTED_MOVE, MOVE_UNCONFIRMED, MOVE_CONFIRMED, LEVEL_SHIFT_INFERRED and the
+    values their details report. Needs ret, _jump, _split_like, _unit_error on (symbol, date) order.
+
+    Per bar t and lag m in 1..k (e = the bar m before t):
+        D_m(t) = r_t + ... + r_{t-m+1} = ln C_t - ln C_e   (action-adjusted; null if a bar between has no close)
+        R_m(t) = jump at e, D_m(t) opposite in sign to r_e and |r_e + D_m(t)| <= (1 - reversal_fraction) |r_e|
+        S_m(t) = |D_m(t)| <= level_tolerance * |r_e|
+    First reversal of the jump m bars back: R_m(t) and no R_j at e + j for j < m. m = 1 is
+    REVERSED_SPIKE (the rule before #16), m >= 2 REVERTED_MOVE. A jump that is itself the first
+    reversal of an earlier one is a repair and starts no hold (hold start H = jump and no first reversal).
+        MOVE_UNCONFIRMED(t)     some j in 0..k-1: H at t-j, no R_m at t-j+m for m in 1..j
+        confirmed(t)            H at e = t-k, no R_m at e+m for m in 1..k
+        LEVEL_SHIFT_INFERRED(t) confirmed, S_m at e+m for every m in 1..k (the ratio held), and the jump
+                                is split-like or a unit error, or (infer_shifts) downward ("down") or any ("all")
+        MOVE_CONFIRMED(t)       confirmed and not LEVEL_SHIFT_INFERRED
+    The inferred action: ex-date = e's date; split-like -> action 'split', ratio = the nearest split
+    ratio; otherwise action 'level_shift', ratio = exp(r_e); price_factor = ratio (the factor still to
+    apply to the prices before e, as corporate_actions' price_factor); confirming sessions = the
+    dates of bars e+1..e+k (the last is t, the session that knows it)."""
+    k = s.confirm_sessions
+    if k < 1:
+        raise ValueError(f"QualitySettings.confirm_sessions must be >= 1, got {k}")
+    f, lvl = s.reversal_fraction, s.level_tolerance
+    b = b.with_columns(
+        *[
+            sum((_lag("ret", i) for i in range(1, m)), pl.col("ret")).alias(f"_D{m}")  # + keeps nulls
+            for m in range(1, k + 1)
+        ],
+        _nearest_ratio(s.split_ratios, digits=None).alias("_split_ratio"),
+    )
+    b = b.with_columns(
+        *[
+            (
+                _lag("_jump", m).fill_null(False)
+                & (pl.col(f"_D{m}") * _lag("ret", m) < 0).fill_null(False)
+                & ((_lag("ret", m) + pl.col(f"_D{m}")).abs() <= (1.0 - f) * _lag("ret", m).abs()).fill_null(False)
+            ).alias(f"_R{m}")
+            for m in range(1, k + 1)
+        ],
+        *[(pl.col(f"_D{m}").abs() <= lvl * _lag("ret", m).abs()).fill_null(False).alias(f"_S{m}") for m in range(1, k + 1)],
+    )
+
+    def reverted_by(j: int, upto: int) -> pl.Expr:
+        """The jump j bars back was reverted at one of the `upto` bars after it (R_m seen m bars after it)."""
+        return pl.any_horizontal(pl.lit(False), *[_lag(f"_R{m}", j - m).fill_null(False) for m in range(1, upto + 1)])
+
+    first_rev = {j: pl.col(f"_R{j}") & ~reverted_by(j, j - 1) for j in range(1, k + 1)}
+    b = b.with_columns(
+        first_rev[1].alias("REVERSED_SPIKE"),
+        pl.any_horizontal(pl.lit(False), *[first_rev[j] for j in range(2, k + 1)]).alias("REVERTED_MOVE"),
+        # the smallest lag >= 2 with a first reversal (for the details)
+        pl.coalesce([pl.when(first_rev[j]).then(pl.lit(j)) for j in range(2, k + 1)] or [pl.lit(None)]).alias("_rev_j"),
+    ).with_columns((pl.col("_jump") & ~pl.col("REVERSED_SPIKE") & ~pl.col("REVERTED_MOVE")).alias("_hold"))
+
+    pending = {j: _lag("_hold", j).fill_null(False) & ~reverted_by(j, j) for j in range(0, k)}
+    pend_j = pl.coalesce([pl.when(pending[j]).then(pl.lit(j)) for j in range(k)])  # the latest held jump
+    confirmed = _lag("_hold", k).fill_null(False) & ~reverted_by(k, k)
+    stable = pl.all_horizontal(*[_lag(f"_S{m}", k - m).fill_null(False) for m in range(1, k + 1)])
+    split_e, unit_e, ret_e = _lag("_split_like", k).fill_null(False), _lag("_unit_error", k).fill_null(False), _lag("ret", k)
+    if s.infer_shifts not in INFER_SHIFTS:
+        raise ValueError(f"QualitySettings.infer_shifts must be one of {INFER_SHIFTS}, got {s.infer_shifts!r}")
+    direction = {"splits": pl.lit(False), "down": (ret_e < 0).fill_null(False), "all": pl.lit(True)}[s.infer_shifts]
+    infer = confirmed & stable & (split_e | unit_e | direction)
+
+    def at_lag(name: str, lag: pl.Expr, lags: range) -> pl.Expr:
+        """`name` at the bar `lag` bars back, lag an expression taking values in `lags`."""
+        return pl.coalesce([pl.when(lag == j).then(_lag(name, j)) for j in lags] or [pl.lit(None, pl.Float64)])
+
+    b = b.with_columns(
+        pend_j.alias("_pend_j"),
+        (~pl.col("_rev_j").is_null()).alias("_has_rev"),
+        pl.any_horizontal(*pending.values()).alias("MOVE_UNCONFIRMED"),
+        (confirmed & ~infer).alias("MOVE_CONFIRMED"),
+        infer.alias("LEVEL_SHIFT_INFERRED"),
+        _lag("date", k).alias("_move_date"),
+        ret_e.alias("_move_ret"),
+        pl.concat_list([_lag("date", k - m) for m in range(1, k + 1)]).alias("_confirming"),
+        stable.alias("_stable"),
+        pl.when(split_e).then(pl.lit("split")).otherwise(pl.lit("level_shift")).alias("_inf_action"),
+        pl.when(split_e).then(_lag("_split_ratio", k)).otherwise(ret_e.exp()).alias("_inf_ratio"),
+    )
+    return b.with_columns(
+        at_lag("date", pl.col("_pend_j"), range(k)).alias("_pend_date"),
+        at_lag("ret", pl.col("_pend_j"), range(k)).alias("_pend_ret"),
+        (k - pl.col("_pend_j")).alias("_pend_left"),
+        at_lag("ret", pl.col("_rev_j"), range(2, k + 1)).alias("_revm_ret"),
+        pl.coalesce([pl.when(pl.col("_rev_j") == j).then(pl.col(f"_D{j}")) for j in range(2, k + 1)] or [pl.lit(None, pl.Float64)]).alias("_revm_back"),
+        pl.coalesce(
+            [pl.when(pl.col("_rev_j") == j).then(pl.concat_list([_lag("date", i) for i in range(j, 0, -1)])) for j in range(2, k + 1)]
+            or [pl.lit(None, pl.List(pl.Date))]
+        ).alias("_revm_dates"),
+    )
+
+
+def _nearest_ratio(ratios: Sequence[float], digits: int | None = 6) -> pl.Expr:
+    """The split ratio nearest (in log terms) to the move (rounded for the details; exact with digits=None)."""
     expr = pl.lit(None, dtype=pl.Float64)
     for k in ratios:  # a when-chain over the few configured ratios (not over data)
-        expr = pl.when((pl.col("ret") - math.log(k)).abs() == pl.col("split_dist")).then(pl.lit(round(k, 6))).otherwise(expr)
+        value = k if digits is None else round(k, digits)
+        expr = pl.when((pl.col("ret") - math.log(k)).abs() == pl.col("split_dist")).then(pl.lit(value)).otherwise(expr)
     return expr
 
 
@@ -408,6 +576,29 @@ def _details_exprs(s: QualitySettings) -> dict[str, pl.Expr]:
         "REVERSED_SPIKE": pl.struct(
             pl.col("prev_bar_date").alias("bad_date"), pl.col("prev_ret").round(6).alias("spike_return"), pl.col("ret").round(6).alias("reversal_return")
         ),
+        "REVERTED_MOVE": pl.struct(
+            pl.col("_revm_dates").alias("bad_dates"), pl.col("_revm_ret").round(6).alias("move_return"), pl.col("_revm_back").round(6).alias("reversal_return")
+        ),
+        "MOVE_UNCONFIRMED": pl.struct(
+            pl.col("_pend_date").alias("move_date"),
+            pl.col("_pend_ret").round(6).alias("move_return"),
+            pl.col("_pend_ret").exp().round(6).alias("ratio"),
+            pl.col("_pend_left").alias("bars_to_confirm"),
+        ),
+        "MOVE_CONFIRMED": pl.struct(
+            pl.col("_move_date").alias("move_date"),
+            pl.col("_move_ret").round(6).alias("move_return"),
+            pl.col("_move_ret").exp().round(6).alias("ratio"),
+            pl.col("_confirming").alias("confirming_sessions"),
+            pl.col("_stable").alias("level_held"),
+        ),
+        "LEVEL_SHIFT_INFERRED": pl.struct(
+            pl.col("_move_date").alias("ex_date"),
+            pl.col("_inf_action").alias("action"),
+            pl.col("_inf_ratio").alias("ratio"),
+            pl.col("_move_ret").round(6).alias("move_return"),
+            pl.col("_confirming").alias("confirming_sessions"),
+        ),
         "SYNTHETIC_DATA": pl.struct("provider"),
         "OFF_CALENDAR": pl.struct(pl.col("off_dates").alias("dates")),
         "NO_PROVIDER": pl.struct(pl.col("last_bar")),
@@ -421,6 +612,7 @@ _BAR_CODES = (
     "MISSING_FIELD", "NON_POSITIVE_PRICE", "HIGH_BELOW_LOW", "OPEN_OUTSIDE_RANGE", "CLOSE_OUTSIDE_RANGE",
     "ZERO_VOLUME", "LOW_VOLUME", "FLAT_BAR", "STALE_PRICE", "DUPLICATE_ROW", "UNADJUSTED_SPLIT",
     "RETURN_OUTLIER", "LARGE_MOVE", "REVERSED_SPIKE", "SYNTHETIC_DATA",
+    "REVERTED_MOVE", "MOVE_UNCONFIRMED", "MOVE_CONFIRMED", "LEVEL_SHIFT_INFERRED",
 )  # fmt: skip
 _GRID_CODES = ("OFF_CALENDAR", "NO_PROVIDER", "MISSING_BAR", "NOT_LISTED", "LATE_START")
 _ALL_CODES = tuple(sorted(_BAR_CODES + _GRID_CODES))

@@ -35,6 +35,11 @@ QUALITY_CODES: dict[str, str] = {
     "LARGE_MOVE": "return beyond the robust threshold, not split-like: news or a bad bar, unknown yet (informational)",
     "NOT_LISTED": "no bar in the lookback before this session: not listed yet (before a late start), delisted, or never delivered",
     "OFF_CALENDAR": "the provider sent a bar dated on a non-session day (flagged on the next session)",
+    # added with the held moves of domain/quality.py (#16):
+    "MOVE_UNCONFIRMED": "a jump with no corporate action in this or the last bars, neither confirmed nor refuted yet: held (not traded)",
+    "MOVE_CONFIRMED": "a held jump was not reverted by the confirming bars: a real move (no action inferred); trading resumes",
+    "LEVEL_SHIFT_INFERRED": "a held jump kept its new level on every confirming bar: recorded as an inferred corporate action",
+    "REVERTED_MOVE": "a held jump reverted after two or more bars: the bars between were a bad level, not news",
 }
 
 # --- Meta-Brain and risk ---------------------------------------------------------------------
@@ -67,6 +72,9 @@ CVAR_SCALED = "CVAR_SCALED"  # the tradable names were scaled down to bring CVaR
 LEVERAGE_SCALED = "LEVERAGE_SCALED"  # the tradable names were scaled pro rata to the gross limit
 NO_DECISION = "NO_DECISION"  # a held symbol had no pre-risk decision row this session
 ORDER_CANCELLED = "ORDER_CANCELLED"  # a paper order found no valid open at its fill session
+# --- data faults held at the decision (#16) ---------------------------------------------------
+SYSTEMIC_DATA_FAULT = "SYSTEMIC_DATA_FAULT"  # the session is halted: too much of the universe failed quality
+UNCONFIRMED_MOVE = "UNCONFIRMED_MOVE"  # an extreme move without a corporate action awaits confirmation
 
 # --- labels (domain/evaluation/labels.py): why a label is NULL (valid = false) ---------------------
 # A label row's `reason` lists every code that applies, comma-separated, in this order.

@@ -18,7 +18,7 @@ import polars as pl
 import pytest
 
 from trading_assets.domain import calendar
-from trading_assets.domain.quality import OUTPUT_SCHEMA, assess_quality
+from trading_assets.domain.quality import INFERRED_ACTION_SCHEMA, OUTPUT_SCHEMA, assess_quality, inferred_actions, read_sessions
 from trading_assets.domain.reasons import QUALITY_CODES
 from trading_assets.settings import QualitySettings
 
@@ -237,12 +237,13 @@ def shifted(n_jump: int, log_jump: float, until: int | None = None) -> list[dict
 def test_large_move_is_informational_and_uses_the_robust_scale():
     q = run(shifted(40, 0.40))  # r_40 = 0.40 - 0.01 (the base alternates)
     r = row(q, 40)
-    assert r["reason_codes"] == ["LARGE_MOVE"] and r["score"] == 0.9 and r["passed"]
+    # not a data error (it passes); held until confirmed (MOVE_UNCONFIRMED, no penalty)
+    assert r["reason_codes"] == ["LARGE_MOVE", "MOVE_UNCONFIRMED"] and r["score"] == 0.9 and r["passed"]
     d = r["details"]["LARGE_MOVE"]
     assert d["sigma"] == pytest.approx(1.4826 * 0.01, abs=1e-6)
     assert d["threshold"] == 0.25  # 12 * 0.014826 = 0.178 < min_abs_jump
     assert d["ret"] == pytest.approx(0.39, abs=1e-6)
-    assert row(q, 41)["reason_codes"] == []
+    assert row(q, 41)["reason_codes"] == ["MOVE_UNCONFIRMED"] and row(q, 41)["score"] == 1.0
     # with z = 30 the threshold is 30 * 0.014826 = 0.44478 > 0.39: no flag
     q30 = run(shifted(40, 0.40), settings=dataclasses.replace(QS, robust_return_z=30.0))
     assert row(q30, 40)["reason_codes"] == []
@@ -253,8 +254,8 @@ def test_large_move_is_informational_and_uses_the_robust_scale():
 def test_reversed_spike_is_flagged_on_the_next_session_naming_the_bad_date():
     q = run(shifted(40, -0.35, until=41))
     r40, r41 = row(q, 40), row(q, 41)
-    assert r40["reason_codes"] == ["LARGE_MOVE"] and r40["passed"]  # at t the move alone cannot fail
-    assert r41["reason_codes"] == ["REVERSED_SPIKE"] and r41["score"] == 0.5 and not r41["passed"]
+    assert r40["reason_codes"] == ["LARGE_MOVE", "MOVE_UNCONFIRMED"] and r40["passed"]  # at t the move alone cannot fail
+    assert r41["reason_codes"] == ["REVERSED_SPIKE"] and r41["score"] == 0.5 and not r41["passed"]  # refuted: no longer held
     d = r41["details"]["REVERSED_SPIKE"]
     assert d["bad_date"] == S[40].isoformat()
     assert d["spike_return"] == pytest.approx(-0.36, abs=1e-6)
@@ -267,8 +268,10 @@ def test_partial_recovery_is_not_a_reversal():
     for k in range(41, len(rows)):
         scale(rows, k, math.exp(0.15))  # recovers 0.15 of 0.35: net -0.20 > 25% of the spike
     q = run(rows)
-    assert row(q, 40)["reason_codes"] == ["LARGE_MOVE"]
-    assert row(q, 41)["reason_codes"] == []
+    assert row(q, 40)["reason_codes"] == ["LARGE_MOVE", "MOVE_UNCONFIRMED"]
+    assert row(q, 41)["reason_codes"] == ["MOVE_UNCONFIRMED"]
+    # 0.15 back is within level_tolerance (0.5) of the 0.36 move: the new level held
+    assert row(q, 42)["reason_codes"] == ["LEVEL_SHIFT_INFERRED"]
 
 
 @pytest.mark.parametrize("ratio", [0.5, 1 / 3, 0.25, 2.0, 3.0])
@@ -277,11 +280,17 @@ def test_split_like_jump_without_a_recorded_split(ratio):
     rows[40:] = [bar(x["date"], "A", 100.0 * ratio) for x in rows[40:]]  # constant after: stale, so check 40 only
     q = run(rows)
     r = row(q, 40)
-    assert r["reason_codes"] == ["UNADJUSTED_SPLIT"] and r["score"] == 0.4 and not r["passed"]
+    assert r["reason_codes"] == ["MOVE_UNCONFIRMED", "UNADJUSTED_SPLIT"] and r["score"] == 0.4 and not r["passed"]
     d = r["details"]["UNADJUSTED_SPLIT"]
     assert d["split_ratio"] == round(ratio, 6)
     assert d["splits_recorded"] == 0
     assert d["ratio"] == pytest.approx(ratio * math.exp(-0.01 * (39 % 2)), rel=1e-5)
+    # held one more bar, then (the level held) an inferred split of exactly the split ratio, either way
+    assert row(q, 41)["reason_codes"] == ["MOVE_UNCONFIRMED"] and row(q, 41)["passed"]
+    inferred = row(q, 42)
+    assert inferred["reason_codes"] == ["LEVEL_SHIFT_INFERRED"]
+    assert inferred["details"]["LEVEL_SHIFT_INFERRED"]["action"] == "split"
+    assert inferred["details"]["LEVEL_SHIFT_INFERRED"]["ratio"] == ratio
 
 
 def test_recorded_split_and_dividend_are_not_outliers():
@@ -299,12 +308,12 @@ def test_recorded_split_and_dividend_are_not_outliers():
     assert row(q, 41)["reason_codes"] == []
     # a split recorded on another day does not explain this one
     q = run(shifted(40, math.log(0.5)), actions=actions_frame([(S[45], "A", "split", 2.0, 0.5)]))
-    assert row(q, 40)["reason_codes"] == ["UNADJUSTED_SPLIT"]
+    assert row(q, 40)["reason_codes"] == ["MOVE_UNCONFIRMED", "UNADJUSTED_SPLIT"]
 
 
 def test_spin_off_sized_move_is_large_not_split_like():
     q = run(shifted(40, math.log(0.556)))  # BAX 2015-07-01: 0.556, 0.105 from 1/2 in log terms
-    assert row(q, 40)["reason_codes"] == ["LARGE_MOVE"] and row(q, 40)["passed"]
+    assert row(q, 40)["reason_codes"] == ["LARGE_MOVE", "MOVE_UNCONFIRMED"] and row(q, 40)["passed"]
 
 
 def test_unit_error_fails_at_once_and_its_repair_is_a_reversal():
@@ -312,7 +321,7 @@ def test_unit_error_fails_at_once_and_its_repair_is_a_reversal():
     scale(rows, 40, 100.0)  # pence instead of pounds for one bar
     q = run(rows)
     r40, r41 = row(q, 40), row(q, 41)
-    assert r40["reason_codes"] == ["RETURN_OUTLIER"] and r40["score"] == 0.5
+    assert r40["reason_codes"] == ["MOVE_UNCONFIRMED", "RETURN_OUTLIER"] and r40["score"] == 0.5
     assert r40["details"]["RETURN_OUTLIER"]["ratio"] == pytest.approx(100 * math.exp(-0.01), rel=1e-5)
     assert r41["reason_codes"] == ["REVERSED_SPIKE"] and r41["details"]["REVERSED_SPIKE"]["bad_date"] == S[40].isoformat()
 
@@ -393,7 +402,10 @@ def defect_rich_rows() -> list[dict]:
 
 def test_codes_sorted_unique_and_details_keys_match():
     q = run(defect_rich_rows(), symbols=("A", "B"))
-    expected = {70: ["UNADJUSTED_SPLIT"], 80: ["LARGE_MOVE"], 81: ["REVERSED_SPIKE"], 90: ["MISSING_FIELD"], 95: ["LOW_VOLUME"], 100: ["MISSING_BAR"]}
+    expected = {
+        70: ["MOVE_UNCONFIRMED", "UNADJUSTED_SPLIT"], 71: ["MOVE_UNCONFIRMED"], 72: ["LEVEL_SHIFT_INFERRED"],
+        80: ["LARGE_MOVE", "MOVE_UNCONFIRMED"], 81: ["REVERSED_SPIKE"], 90: ["MISSING_FIELD"], 95: ["LOW_VOLUME"], 100: ["MISSING_BAR"],
+    }  # fmt: skip
     assert {k: row(q, k)["reason_codes"] for k in expected} == expected
     assert row(q, 80)["details"]["LARGE_MOVE"]["threshold"] > QS.min_abs_jump  # sigma-driven
     assert row(q, 80, "B")["reason_codes"] == ["DUPLICATE_ROW", "LATE_START"]
@@ -430,10 +442,11 @@ def test_changing_a_later_price_leaves_earlier_rows_unchanged():
 
 def test_a_daily_run_equals_the_range_run():
     rows = defect_rich_rows()
-    L = QS.lookback_sessions
+    L = read_sessions(QS)  # lookback_sessions + confirm_sessions
+    assert L == QS.lookback_sessions + QS.confirm_sessions
     full = run(rows, symbols=("A", "B"))
     bars = frame(rows)
-    for t in (70, 71, 80, 81, 90, 95, 100, 101, 129):
+    for t in (70, 71, 72, 80, 81, 82, 90, 95, 100, 101, 129):
         read_from = S[t - L]
         window_bars = bars.filter((pl.col("date") >= read_from) & (pl.col("date") <= S[t]))
         first = window_bars["date"].min()
@@ -491,3 +504,76 @@ def test_bad_input_raises_clear_errors():
         assess_quality(bars, NO_ACTIONS, S[:80], ["A"], S[0], S[79], dataclasses.replace(QS, penalties=(("NOPE", 1.0),)))
     with pytest.raises(ValueError, match="no penalty"):
         assess_quality(bars, NO_ACTIONS, S[:80], ["A"], S[0], S[79], dataclasses.replace(QS, penalties=(("MISSING_BAR", 1.0),)))
+
+
+# --- held moves: extreme moves without a corporate action (#16) -----------------------------------
+def test_level_shift_is_held_then_inferred_and_known_only_at_the_confirming_bar():
+    rows = shifted(40, -0.40)  # r_40 = -0.41: a persistent drop (a spin-off's signature)
+    q = run(rows)
+    r40, r41, r42 = row(q, 40), row(q, 41), row(q, 42)
+    assert r40["reason_codes"] == ["LARGE_MOVE", "MOVE_UNCONFIRMED"] and r40["passed"] and r40["score"] == 0.9
+    assert r40["details"]["MOVE_UNCONFIRMED"] == {"move_date": S[40].isoformat(), "move_return": -0.41, "ratio": round(math.exp(-0.41), 6), "bars_to_confirm": 2}
+    assert r41["reason_codes"] == ["MOVE_UNCONFIRMED"] and r41["details"]["MOVE_UNCONFIRMED"]["bars_to_confirm"] == 1
+    assert r42["reason_codes"] == ["LEVEL_SHIFT_INFERRED"] and r42["passed"] and r42["score"] == 1.0
+    d = r42["details"]["LEVEL_SHIFT_INFERRED"]
+    ratio = rows[40]["close"] / rows[39]["close"]  # the whole move: exp(-0.41)
+    assert d == {"ex_date": S[40].isoformat(), "action": "level_shift", "ratio": pytest.approx(ratio, rel=1e-12),
+                 "move_return": -0.41, "confirming_sessions": [S[41].isoformat(), S[42].isoformat()]}
+    assert all(row(q, k)["reason_codes"] == [] for k in range(43, 80))
+    acts = inferred_actions(q)
+    assert dict(acts.schema) == INFERRED_ACTION_SCHEMA
+    assert acts.select("date", "symbol", "ex_date", "action", "provenance").rows() == [(S[42], "A", S[40], "level_shift", "inferred")]
+    assert acts["price_factor"][0] == acts["ratio"][0] == pytest.approx(ratio, rel=1e-12)
+    assert acts["confirming_sessions"].to_list() == [[S[41], S[42]]]
+    # point in time: known at 42, not before -- the rows up to 41 are the same without the later bars
+    part = run(rows[:42], end=S[41], first=S[0])
+    assert part.equals(q.filter(pl.col("date") <= S[41])) and inferred_actions(part).height == 0
+
+
+def test_upward_moves_are_confirmed_as_real_and_the_inference_setting():
+    up = run(shifted(40, 0.40))
+    r = row(up, 42)
+    assert r["reason_codes"] == ["MOVE_CONFIRMED"] and r["passed"]  # no action raises a price by a non-split ratio: news
+    assert r["details"]["MOVE_CONFIRMED"]["level_held"] is True and r["details"]["MOVE_CONFIRMED"]["move_date"] == S[40].isoformat()
+    assert inferred_actions(up).height == 0
+    everything = run(shifted(40, 0.40), settings=dataclasses.replace(QS, infer_shifts="all"))
+    assert row(everything, 42)["reason_codes"] == ["LEVEL_SHIFT_INFERRED"]
+    splits_only = run(shifted(40, -0.40), settings=dataclasses.replace(QS, infer_shifts="splits"))
+    assert row(splits_only, 42)["reason_codes"] == ["MOVE_CONFIRMED"]
+    split = base_rows()
+    split[40:] = [bar(x["date"], "A", 50.0 * (1.001 if i % 2 else 1.0)) for i, x in enumerate(split[40:])]
+    assert row(run(split, settings=dataclasses.replace(QS, infer_shifts="splits")), 42)["reason_codes"] == ["LEVEL_SHIFT_INFERRED"]
+
+
+def test_a_level_that_does_not_hold_is_confirmed_without_an_action():
+    rows = shifted(40, -0.40)
+    for k in range(41, len(rows)):
+        scale(rows, k, math.exp(-0.22))  # 0.22 further: more than level_tolerance * 0.41 = 0.205 from the new level
+    q = run(rows)
+    assert row(q, 41)["reason_codes"] == ["MOVE_UNCONFIRMED"]  # |r_41| ~ 0.21-0.23 < 0.25: no jump of its own
+    r = row(q, 42)
+    assert r["reason_codes"] == ["MOVE_CONFIRMED"] and r["details"]["MOVE_CONFIRMED"]["level_held"] is False
+
+
+def test_a_bad_level_of_two_bars_is_a_reverted_move():
+    q = run(shifted(40, -0.35, until=42))  # bars 40 and 41 at the bad level, back at 42
+    assert [row(q, k)["reason_codes"] for k in (40, 41)] == [["LARGE_MOVE", "MOVE_UNCONFIRMED"], ["MOVE_UNCONFIRMED"]]
+    r = row(q, 42)
+    assert r["reason_codes"] == ["REVERTED_MOVE"] and r["score"] == 0.5 and not r["passed"]  # the repair starts no hold
+    assert r["details"]["REVERTED_MOVE"] == {"bad_dates": [S[40].isoformat(), S[41].isoformat()], "move_return": -0.36, "reversal_return": 0.35}
+    assert row(q, 43)["reason_codes"] == [] and inferred_actions(q).height == 0
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_confirm_sessions_sets_the_hold(k):
+    q = run(shifted(40, -0.40), settings=dataclasses.replace(QS, confirm_sessions=k))
+    assert all("MOVE_UNCONFIRMED" in row(q, j)["reason_codes"] for j in range(40, 40 + k))
+    assert row(q, 40 + k)["reason_codes"] == ["LEVEL_SHIFT_INFERRED"]
+    assert len(row(q, 40 + k)["details"]["LEVEL_SHIFT_INFERRED"]["confirming_sessions"]) == k
+
+
+def test_held_move_settings_are_validated():
+    with pytest.raises(ValueError, match="confirm_sessions"):
+        run(base_rows(), settings=dataclasses.replace(QS, confirm_sessions=0))
+    with pytest.raises(ValueError, match="infer_shifts"):
+        run(base_rows(), settings=dataclasses.replace(QS, infer_shifts="up"))

@@ -19,7 +19,7 @@ import polars as pl
 import pytest
 
 from trading_assets.domain import calendar
-from trading_assets.domain.quality import assess_quality, summarize
+from trading_assets.domain.quality import assess_quality, inferred_actions, read_sessions, summarize
 from trading_assets.settings import QualitySettings
 
 QS = QualitySettings()
@@ -95,12 +95,18 @@ def test_unadjusted_splits_name_the_ratio(real):
         d = _row(q, "2014-08-07", symbol)["details"]["UNADJUSTED_SPLIT"]
         assert d["split_ratio"] == 0.5 and d["prev_date"] == "2014-08-06"
     assert _row(q, "2014-08-06", "DISCA")["passed"] and _row(q, "2014-08-08", "DISCA")["passed"]
+    # held on 08-07 and 08-08; the new level holds: an inferred 2:1 split known on 08-11, so the
+    # features see one continuous series from then on
+    for symbol in ("DISCA", "DISCK"):
+        assert _row(q, "2014-08-08", symbol)["reason_codes"] == ["MOVE_UNCONFIRMED"]
+        d = _row(q, "2014-08-11", symbol)["details"]["LEVEL_SHIFT_INFERRED"]
+        assert (d["ex_date"], d["action"], d["ratio"]) == ("2014-08-07", "split", 0.5)
 
 
 def test_nwl_spike_is_known_only_the_next_session(real):
     q = real[3]
     t = _row(q, "2017-09-14", "NWL")
-    assert t["reason_codes"] == ["LARGE_MOVE"] and t["passed"]  # at t a -30% move alone cannot fail
+    assert t["reason_codes"] == ["LARGE_MOVE", "MOVE_UNCONFIRMED"] and t["passed"]  # at t a -30% move alone cannot fail (held)
     t1 = _row(q, "2017-09-15", "NWL")["details"]["REVERSED_SPIKE"]
     assert t1["bad_date"] == "2017-09-14"
     assert t1["spike_return"] == pytest.approx(-0.361338, abs=1e-6)
@@ -151,13 +157,21 @@ def test_the_29_late_starters(real):
     assert set(not_listed["symbol"]) == set(late["symbol"])
 
 
-@pytest.mark.parametrize("day, symbol", [("2015-07-01", "BAX"), ("2015-07-20", "EBAY"), ("2015-07-02", "NI"), ("2013-04-19", "VRTX")])
-def test_real_large_moves_do_not_fail(real, day, symbol):
+@pytest.mark.parametrize(
+    "day, symbol, resolved",
+    [("2015-07-01", "BAX", "LEVEL_SHIFT_INFERRED"), ("2015-07-20", "EBAY", "LEVEL_SHIFT_INFERRED"),
+     ("2015-07-02", "NI", "LEVEL_SHIFT_INFERRED"), ("2013-04-19", "VRTX", "MOVE_CONFIRMED")],
+)
+def test_real_large_moves_do_not_fail(real, day, symbol, resolved):
+    """Never a data error: the move passes (LARGE_MOVE, 0.9) and is held for two sessions; then the
+    spin-offs (persistent drops: BAX/Baxalta, EBAY/PayPal, NI/Columbia Pipeline) get an inferred action
+    and VRTX's +62% (upward: news, no action raises a price) is confirmed as a real move."""
     q = real[3]
     r = _row(q, day, symbol)
-    assert r["passed"] and r["reason_codes"] == ["LARGE_MOVE"] and r["score"] == 0.9
-    nxt = q.filter((pl.col("symbol") == symbol) & (pl.col("date") > D(day))).sort("date").head(1)
-    assert nxt["passed"].all() and nxt["reason_codes"].list.len().sum() == 0
+    assert r["passed"] and r["reason_codes"] == ["LARGE_MOVE", "MOVE_UNCONFIRMED"] and r["score"] == 0.9
+    nxt = q.filter((pl.col("symbol") == symbol) & (pl.col("date") > D(day))).sort("date").head(3)
+    assert nxt["passed"].all() and nxt["score"].to_list() == [1.0, 1.0, 1.0]
+    assert nxt["reason_codes"].to_list() == [["MOVE_UNCONFIRMED"], [resolved], []]
 
 
 def test_failing_share_far_below_the_blocking_limit(real):
@@ -170,16 +184,40 @@ def test_failing_share_far_below_the_blocking_limit(real):
     assert s["codes_on_failing_rows"].get("LARGE_MOVE", 0) == 0
 
 
+def test_held_moves_of_the_whole_file(real):
+    """Every jump of the file is held two sessions, then: reverted (a bad bar: LNT, MRO, NWL
+    2017-09-14), confirmed as a real move (the 7 upward ones: news), or an inferred action (28: the
+    DISCA/DISCK 2:1 splits and 26 persistent drops -- spin-offs and special dividends such as BAX, NI,
+    EBAY, IR, A, ARNC, YUM, CAG, HPE, BHGE, and news-driven drops that prices alone cannot tell from
+    them; the trade-off is in RELIABILITY.md). No held move makes a row fail."""
+    q = real[3]
+    s = summarize(q)["codes"]
+    assert (s["MOVE_UNCONFIRMED"], s["LEVEL_SHIFT_INFERRED"], s["MOVE_CONFIRMED"], s["REVERSED_SPIKE"]) == (73, 28, 7, 3)
+    assert "REVERTED_MOVE" not in s
+    acts = inferred_actions(q)
+    assert acts.height == 28 and set(acts["provenance"]) == {"inferred"}
+    assert acts.filter(pl.col("action") == "split").select("symbol", "ratio").sort("symbol").rows() == [("DISCA", 0.5), ("DISCK", 0.5)]
+    assert (acts.filter(pl.col("action") == "level_shift")["ratio"] < 1).all()
+    assert {"BAX", "NI", "EBAY", "IR", "A", "ARNC", "YUM", "CAG", "HPE", "BHGE"} <= set(acts["symbol"])
+    confirmed = q.filter(pl.col("reason_codes").list.contains("MOVE_CONFIRMED"))
+    assert sorted(confirmed["symbol"]) == ["FB", "MNST", "NRG", "NVDA", "STZ", "VRTX", "VRTX"]
+    # the confirming session is two sessions after the move, and the row of the move itself passed
+    bad = q.filter(~pl.col("passed"))
+    assert acts.join(bad, left_on=["ex_date", "symbol"], right_on=["date", "symbol"]).select("symbol").to_series().sort().to_list() == ["DISCA", "DISCK"]
+
+
 def test_bars_are_never_altered(real):
     bars, copy, _, _, _ = real
     assert bars.equals(copy)
 
 
-@pytest.mark.parametrize("day", ["2014-08-07", "2015-03-23", "2015-07-01", "2016-05-20", "2017-07-28", "2017-09-15", "2018-02-07"])
+@pytest.mark.parametrize(
+    "day", ["2014-08-07", "2014-08-11", "2015-03-23", "2015-07-01", "2015-07-06", "2016-05-20", "2017-07-28", "2017-09-15", "2018-02-07"]
+)
 def test_daily_run_equals_the_range_run_on_real_data(real, day):
     bars, _, _, q, _ = real
     t = D(day)
-    read_from = calendar.lookback_start(t, QS.lookback_sessions)
+    read_from = calendar.lookback_start(t, read_sessions(QS))
     window_bars = bars.filter(pl.col("date").is_between(read_from, t))
     symbols = sorted(bars["symbol"].unique().to_list())
     daily = assess_quality(window_bars, NO_ACTIONS, calendar.sessions(read_from, t), symbols, t, t, QS)
