@@ -16,6 +16,13 @@ and its deadline schedule, and the run-failure sensor.
 - `record_run_failure` (SENSORS, running by default): every failed run -> one `run_failure` row in
   audit_log (session window, failed steps with their assets and errors) and, when
   TRADING_WEBHOOK_URL is set, the same JSON POSTed to it.
+- `raise_data_incident` (SENSORS, running by default): a run that SUCCEEDED with halted sessions (a
+  systemic data fault handled by halting those sessions, defs/quality.py: the run goes on, so the
+  failure sensor never sees it) -> one `data_incident` row in audit_log (the run, its window, the
+  halted sessions with their failing share, codes and example symbols, read from the
+  quality_failing_share_within_limit evaluation of the run in the Dagster instance) and the same
+  JSON POSTed to TRADING_WEBHOOK_URL (event "data_incident"). The run itself has already written one
+  `session_halted` audit row per halted session, daemon or not.
 
 The schedules ship STOPPED (Dagster's default): turning them on is an operator's decision, made once
 in the UI (Automation page) or with `dagster schedule start daily_close -m trading_assets.definitions`;
@@ -220,9 +227,9 @@ def failure_payload(run, failure_message: str | None, step_failures: list, asset
     }
 
 
-def post_webhook(url: str, payload: dict, timeout_s: float) -> str:
-    """POST the payload as JSON; returns 'HTTP <status>' or the error (never raises: the audit row is the record)."""
-    body = json.dumps({"event": "run_failure", **payload}, default=str).encode()
+def post_webhook(url: str, payload: dict, timeout_s: float, event: str = "run_failure") -> str:
+    """POST {"event": event, **payload} as JSON; returns 'HTTP <status>' or the error (never raises: the audit row is the record)."""
+    body = json.dumps({"event": event, **payload}, default=str).encode()
     req = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(req, timeout=timeout_s) as resp:
@@ -258,7 +265,76 @@ def record_run_failure(context: dg.RunFailureSensorContext):
         (context.log.info if outcome.startswith("HTTP 2") else context.log.warning)(f"webhook {outcome}")
 
 
+# --- data incidents: halted sessions in a successful run -----------------------------------------------
+DATA_INCIDENT_SENSOR_NAME = "raise_data_incident"
+DATA_INCIDENT = "data_incident"  # audit_log event_type and webhook event
+HALT_CHECK_NAME = "quality_failing_share_within_limit"  # defs/quality.py QUALITY_SHARE_WITHIN_LIMIT
+
+
+def halted_sessions_of_run(instance, run_id: str) -> tuple[list[dict], str | None]:
+    """(halted sessions, the check's description) from the run's failed evaluation of the quality
+    failing-share check in the Dagster instance; ([], None) when it passed or did not run."""
+    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION).records
+    for record in records:
+        ev = record.event_log_entry.dagster_event.event_specific_data
+        if ev.check_name == HALT_CHECK_NAME and not ev.passed:
+            value = ev.metadata.get("halted_sessions")
+            return list(getattr(value, "value", None) or []), ev.description
+    return [], None
+
+
+def incident_payload(run, halted: list[dict], description: str | None) -> dict:
+    """The JSON recorded for a run with halted sessions (audit_log data_incident row and webhook body)."""
+    start, end = session_window_of_run(dict(run.tags))
+    return {
+        "run_id": run.run_id,
+        "job": run.job_name,
+        "session_start": start,
+        "session_end": end,
+        "source": run.tags.get("trading/source") or ("backfill" if run.tags.get("dagster/backfill") else None),
+        "reason": "SYSTEMIC_DATA_FAULT",
+        "halted_sessions": halted,
+        "description": description,
+    }
+
+
+def _warehouse_of_run(run, ops: OpsSettings) -> Warehouse:
+    """The warehouse the run wrote: its run config's (the CLI passes it), else the environment's."""
+    cfg = ((run.run_config or {}).get("resources", {}).get("warehouse", {}) or {}).get("config", {}) or {}
+    if cfg.get("db_path"):
+        return Warehouse(cfg["db_path"], cfg.get("audit_dir") or None, lock_timeout_s=ops.audit_lock_timeout_s)
+    settings = load_settings()
+    return Warehouse(settings.db_path, settings.audit_dir, lock_timeout_s=ops.audit_lock_timeout_s)
+
+
+@dg.run_status_sensor(
+    run_status=dg.DagsterRunStatus.SUCCESS,
+    name=DATA_INCIDENT_SENSOR_NAME,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=(
+        "Raises an incident for every successful run with halted sessions (systemic data faults the run went on "
+        "past): one data_incident row in audit_log; POSTs it to TRADING_WEBHOOK_URL when set."
+    ),
+)
+def raise_data_incident(context: dg.RunStatusSensorContext):
+    run = context.dagster_run
+    halted, description = halted_sessions_of_run(context.instance, run.run_id)
+    if not halted:
+        return dg.SkipReason(f"run {run.run_id}: no halted session")
+    ops = load_ops_settings()
+    payload = incident_payload(run, halted, description)
+    wh = _warehouse_of_run(run, ops)
+    wh.ensure_schema()
+    # Raises if the writer lock cannot be had: the tick fails and the sensor retries the same run next tick.
+    wh.append_audit([{"event_type": DATA_INCIDENT, "run_id": run.run_id, "date": date.fromisoformat(halted[-1]["date"]), "payload": payload}])
+    context.log.warning(f"{DATA_INCIDENT}: {len(halted)} halted session(s) in run {run.run_id}: {description}")
+    if ops.webhook_url:
+        outcome = post_webhook(ops.webhook_url, payload, ops.webhook_timeout_s, event=DATA_INCIDENT)
+        (context.log.info if outcome.startswith("HTTP 2") else context.log.warning)(f"webhook {outcome}")
+    return None
+
+
 JOBS = [TRADING_CYCLE_JOB, FRESHNESS_JOB]
 SCHEDULES = [daily_close, price_history_freshness_deadline]
-SENSORS = [record_run_failure]
+SENSORS = [record_run_failure, raise_data_incident]
 CHECKS = [price_history_fresh]

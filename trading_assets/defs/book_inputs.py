@@ -121,6 +121,8 @@ def session_inputs(wh: Warehouse, sessions: list[date], settings: Settings, symb
                             "ORDER BY date, symbol", [b0, b1], px_schema)
         actions = _frame(wh, "SELECT date, symbol, action, value, price_factor FROM corporate_actions "
                              "WHERE date BETWEEN ? AND ?", [b0, b1], ca_schema)
+        # sessions halted for a systemic data fault (domain/session_health.py): no fills, no orders
+        halted = set(wh.read("SELECT date FROM session_quality WHERE halted AND date BETWEEN ? AND ?", [b0, b1])["date"].to_list())
         # the return rows this block needs: keep the ones already read, read the rest
         first = max(0, pos[b0] - lb + 1)
         have = m0 + mat.shape[0]
@@ -161,6 +163,7 @@ def session_inputs(wh: Warehouse, sessions: list[date], settings: Settings, symb
                 return_symbols=ret_syms,
                 sectors=sectors,
                 actions=by["ca"].pop((d,), empty["ca"]),
+                halted=d in halted,
             )
 
 

@@ -1,6 +1,6 @@
 """[decisions] meta_decisions: the Meta-Brain's pre-risk view per (session, symbol) -> table decisions.
 
-Read the window's model_outputs and data_quality_log -> domain.meta_brain.decide -> add cycle_id and
+Read the window's model_outputs, data_quality_log and halted sessions (session_quality) -> domain.meta_brain.decide -> add cycle_id and
 run_id -> replace the window's decisions rows -> metadata. Stateless: the decision is relative to a
 flat long-only book (docs/ARCHITECTURE.md); the risk gate compares targets with the current position.
 The benchmark gets no row.
@@ -90,8 +90,13 @@ def meta_decisions(context: dg.AssetExecutionContext, warehouse: WarehouseResour
                 "model_outputs", lo, hi, symbols=symbols,
                 columns=["date", "symbol", "agent", "mu", "sigma", "confidence", "state"], order_by="date, symbol, agent",
             )  # fmt: skip
-            quality = wh.read_window("data_quality_log", lo, hi, symbols=symbols, columns=["date", "symbol", "passed"], order_by="date, symbol")
-            decided = meta_brain.decide(outputs, quality, settings.meta, exclude_symbols=benchmarks, regime_agent=REGIME_AGENT)
+            quality = wh.read_window(
+                "data_quality_log", lo, hi, symbols=symbols, columns=["date", "symbol", "passed", "reason_codes"], order_by="date, symbol"
+            )
+            halted = wh.read("SELECT date FROM session_quality WHERE halted AND date BETWEEN ? AND ? ORDER BY date", [lo, hi])["date"]
+            decided = meta_brain.decide(
+                outputs, quality, settings.meta, exclude_symbols=benchmarks, regime_agent=REGIME_AGENT, halted_sessions=halted.to_list()
+            )
             del outputs, quality
             decided = decided.with_columns(
                 cycle_id=pl.concat_str([pl.col("date").dt.strftime("%Y-%m-%d"), pl.lit(f"-{s_hash}")]),  # = cycle_id_for(date, s_hash)

@@ -1,13 +1,14 @@
 """[features] The wide `features` table: every catalog feature per (session, symbol), point in time.
 
 Reads price_history from settings.history_start (recursive EMA/RSI/ATR need their whole past, so a
-session's values never depend on where a run starts), all corporate actions and quality failures up
-to the window end, computes the window's rows with the pure `window_chunks` (compute_features' values
+session's values never depend on where a run starts), all corporate actions known by the window end
+(the provider's and the inferred ones, store/known_actions.py) and the quality failures and held
+moves (MOVE_UNCONFIRMED) up to the window end, computes the window's rows with the pure `window_chunks` (compute_features' values
 bit for bit, chunk by chunk of symbols, so memory is bounded by a chunk: 2,000 symbols x 5 years
 peak ~2.4 GB instead of ~10 GB) and replaces the window's rows in one transaction
 (`replace_window_in_chunks`). Bars that
-failed quality are left out of every window and their own row is written with null features and
-quality_flagged = true (domain/features/compute.py).
+failed quality or are held are left out of every window and their own row is written with null
+features and quality_flagged = true (domain/features/compute.py).
 """
 
 
@@ -22,6 +23,7 @@ from trading_assets.defs.resources import PipelineConfig, WarehouseResource
 from trading_assets.domain.features import FEATURE_NAMES, feature_version
 from trading_assets.domain.features.compute import window_chunks
 from trading_assets.domain.features.catalog import BY_NAME, sql_columns
+from trading_assets.store.known_actions import actions_known_by
 from trading_assets.store.staged_writes import replace_window_in_chunks
 
 # Lineage: the largest window (252 sessions) plus a margin. The asset actually reads from
@@ -129,14 +131,12 @@ def features_asset(context: dg.AssetExecutionContext, warehouse: WarehouseResour
 
     t0 = time.perf_counter()
     bars = wh.read_window("price_history", read_from, end, symbols=universe, columns=_BAR_COLUMNS)
-    actions = wh.read(
-        "SELECT date, symbol, action, value, price_factor FROM corporate_actions "
-        "WHERE date <= ? AND symbol IN (SELECT unnest(?::VARCHAR[])) ORDER BY symbol, date",
-        [end, universe],
-    )
+    # provider actions and the inferred ones known by the window end (store/known_actions.py)
+    actions = actions_known_by(wh, end, universe)
+    # bars left out of every window: failed quality, or held (an extreme move not confirmed yet)
     bad = wh.read(
-        "SELECT date, symbol FROM data_quality_log WHERE NOT passed AND date BETWEEN ? AND ? "
-        "AND symbol IN (SELECT unnest(?::VARCHAR[])) ORDER BY date, symbol",
+        "SELECT date, symbol FROM data_quality_log WHERE (NOT passed OR list_contains(reason_codes, 'MOVE_UNCONFIRMED')) "
+        "AND date BETWEEN ? AND ? AND symbol IN (SELECT unnest(?::VARCHAR[])) ORDER BY date, symbol",
         [read_from, end, universe],
     )
     t1 = time.perf_counter()

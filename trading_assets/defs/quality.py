@@ -1,8 +1,15 @@
 """[market_data] Data quality: a score in [0, 1] and reason codes per (session, symbol).
 
 The asset reads the bars it needs (the window plus a trailing lookback, never anything after the
-window), calls the pure quality agent, and writes data_quality_log. A single bad symbol is flagged
-and later REJECTed; only a session where a large share of the universe fails stops the graph.
+window), calls the pure quality agent, and writes data_quality_log, the inferred corporate actions
+confirmed in the window (inferred_actions, domain/quality.py "Held moves") and one row per session
+(session_quality, domain/session_health.py). A single bad symbol is flagged and later REJECTed. A
+session where more than max_failing_share of the universe fails is a systemic fault: by default
+(QualitySettings.on_systemic_fault = "halt_session") that session is HALTED (every decision REJECT
+SYSTEMIC_DATA_FAULT, no fills, no orders), one `session_halted` audit event per session records it,
+the check `quality_failing_share_within_limit` reports it (non-blocking, severity ERROR, the sessions
+in its metadata) and the rest of the range proceeds; with "stop_run" the blocking check
+`quality_systemic_fault_policy` stops the run, as before #16.
 
 Chunks of symbols: every rule reads one symbol's own bars and actions (domain/quality.py), so the
 bars are read and assessed a chunk of symbols at a time, with the calendar (hence session indexes,
@@ -13,6 +20,7 @@ the window in ONE transaction (`replace_window_in_chunks`).
 
 import json
 from collections.abc import Iterator
+from datetime import date
 
 import dagster as dg
 import polars as pl
@@ -21,12 +29,16 @@ from trading_assets.store.staged_writes import replace_window_in_chunks
 from trading_assets.defs.reference import universe_symbols
 from trading_assets.defs.partitions import SESSIONS, SINGLE_RUN, lookback, run_window, window_of
 from trading_assets.defs.resources import PipelineConfig, WarehouseResource
-from trading_assets.domain import calendar
-from trading_assets.domain.quality import OUTPUT_SCHEMA as QUALITY_SCHEMA, assess_quality, read_sessions
+from trading_assets.defs.reference import benchmark_symbols
+from trading_assets.defs.summary import cycle_id_for
+from trading_assets.domain import calendar, session_health
+from trading_assets.domain.quality import OUTPUT_SCHEMA as QUALITY_SCHEMA, assess_quality, inferred_actions, read_sessions
 from trading_assets.settings import QualitySettings
 
 QUALITY_SHARE_WITHIN_LIMIT = "quality_failing_share_within_limit"
+QUALITY_SYSTEMIC_FAULT_POLICY = "quality_systemic_fault_policy"
 QUALITY_FAILING_SYMBOLS = "quality_failing_symbols"
+SESSION_HALTED = "session_halted"  # audit_log event_type of a halted session
 # bars (session x symbol rows, lookback included) assessed at a time: assess_quality's working set is
 # ~40 columns per bar and grid row (~2 KB per bar at 2,000 symbols x 5 years in one pass)
 BARS_PER_CHUNK = 500_000
@@ -66,8 +78,10 @@ def _unserved_symbols(wh, start, end) -> list[str]:
     description=(
         "One row per (session, symbol of the universe): a quality score in [0, 1], pass/fail, reason codes "
         "(missing fields, high<low, open/close outside the range, zero volume, stale prices, gaps, duplicates, "
-        "outlier returns without a corporate action, unadjusted splits, late starts, no provider) and the values "
-        "that triggered them. Point in time: a session's row uses bars up to that session only. Table: data_quality_log."
+        "outlier returns without a corporate action, unadjusted splits, late starts, no provider; extreme moves "
+        "held until confirmed, reverted or inferred as a corporate action) and the values that triggered them. "
+        "Point in time: a session's row uses bars up to that session only. Tables: data_quality_log, "
+        "inferred_actions (known at their confirming session), session_quality (failing share, HALTED)."
     ),
     kinds={"duckdb", "polars"},
 )
@@ -76,6 +90,7 @@ def data_quality(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     wh = warehouse.get()
     start, end, sessions = window_of(context)
     symbols = universe_symbols(wh, pipeline)
+    benchmarks = benchmark_symbols(wh, settings.benchmark)
     read_from = calendar.lookback_start(start, read_sessions(settings.quality))
     first = wh.read(
         "SELECT min(date) AS d FROM price_history WHERE date BETWEEN ? AND ? AND symbol IN (SELECT unnest(?::VARCHAR[]))",
@@ -83,7 +98,8 @@ def data_quality(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     )["d"][0]
     cal = calendar.sessions(min(first or start, start), end)  # of all symbols: the same for every chunk
     unserved = _unserved_symbols(wh, start, end)
-    failed_parts, stats = [], {"rows": 0, "score_sum": 0.0}
+    failed_parts, tallies, inferred_parts = [], [], []
+    stats = {"rows": 0, "score_sum": 0.0, "held_rows": 0}
 
     def chunks() -> Iterator[pl.DataFrame]:
         for chunk in symbol_chunks(symbols, len(cal)):
@@ -104,10 +120,38 @@ def data_quality(context: dg.AssetExecutionContext, warehouse: WarehouseResource
             del bars, actions
             stats["rows"] += log.height
             stats["score_sum"] += float(log["score"].sum())
+            stats["held_rows"] += int(log["reason_codes"].list.contains("MOVE_UNCONFIRMED").sum())
             failed_parts.append(log.filter(~pl.col("passed")))
+            tallies.append(session_health.session_tallies(log, benchmarks))
+            inferred_parts.append(inferred_actions(log))
             yield log
 
     replace_window_in_chunks(wh, "data_quality_log", chunks(), start, end)
+
+    health = session_health.session_health(tallies, settings.quality.max_failing_share)
+    wh.replace_window("session_quality", health.with_columns(pl.lit(context.run.run_id).alias("run_id")), start, end)
+    inferred = pl.concat(inferred_parts).sort("date", "symbol", "ex_date")
+    wh.replace_window("inferred_actions", inferred.with_columns(pl.lit(context.run.run_id).alias("run_id")), start, end)
+    halted = session_health.describe(health)
+    if halted:
+        s_hash = settings.settings_hash()
+        mode = settings.quality.on_systemic_fault
+        wh.append_audit(
+            [
+                {
+                    "event_type": SESSION_HALTED,
+                    "run_id": context.run.run_id,
+                    "cycle_id": cycle_id_for(date.fromisoformat(h["date"]), s_hash),
+                    "date": date.fromisoformat(h["date"]),
+                    "payload": {**h, "reason": "SYSTEMIC_DATA_FAULT", "on_systemic_fault": mode},
+                }
+                for h in halted
+            ]
+        )
+        context.log.warning(
+            f"SYSTEMIC_DATA_FAULT: {len(halted)} session(s) with more than {settings.quality.max_failing_share:.0%} of the "
+            f"universe failing quality ({mode}): " + ", ".join(f"{h['date']} ({h['failing_share']:.0%})" for h in halted[:10])
+        )
 
     failed = pl.concat(failed_parts).sort("date", "symbol") if failed_parts else pl.DataFrame(schema=QUALITY_SCHEMA)
     codes = (
@@ -119,6 +163,9 @@ def data_quality(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     table = "| date | symbol | score | reasons |\n|---|---|---|---|\n" + "\n".join(
         f"| {d} | {s} | {sc:.2f} | {', '.join(r)} |" for d, s, sc, r in worst.select("date", "symbol", "score", "reason_codes").rows()
     )
+    inferred_md = "| known at | symbol | ex-date | action | ratio |\n|---|---|---|---|---|\n" + "\n".join(
+        f"| {d} | {s} | {e} | {a} | {r:.4f} |" for d, s, e, a, r in inferred.select("date", "symbol", "ex_date", "action", "ratio").head(50).rows()
+    )
     return dg.MaterializeResult(
         metadata={
             "rows": stats["rows"],
@@ -128,45 +175,93 @@ def data_quality(context: dg.AssetExecutionContext, warehouse: WarehouseResource
             "mean_score": stats["score_sum"] / stats["rows"] if stats["rows"] else 0.0,
             "reason_counts": dg.MetadataValue.json({c: int(n) for c, n in codes.rows()}),
             "worst_rows": dg.MetadataValue.md(table),
+            "held_rows": stats["held_rows"],
+            "inferred_actions": inferred.height,
+            "inferred_actions_table": dg.MetadataValue.md(inferred_md),
+            "halted_sessions": dg.MetadataValue.json(halted[:200]),
+            "max_failing_share": float(health["failing_share"].max() or 0.0) if health.height else 0.0,
         }
     )
 
 
-def _failing_by_session(wh, start, end) -> pl.DataFrame:
-    # Symbols not listed yet (no bar ever, e.g. a later IPO) are outside the session's tradable set.
-    return wh.read(
-        """SELECT date, count(*) AS symbols, sum(CASE WHEN passed THEN 0 ELSE 1 END) AS failing
-           FROM data_quality_log d
-           WHERE date BETWEEN ? AND ? AND symbol NOT IN (SELECT symbol FROM universe WHERE is_benchmark)
-             AND NOT list_contains(reason_codes, 'NOT_LISTED')
-           GROUP BY date ORDER BY date""",
-        [start, end],
-    )
+def _sessions_of_run(wh, start, end) -> pl.DataFrame:
+    return wh.read_window("session_quality", start, end, order_by="date").select(list(session_health.SESSION_SCHEMA))
+
+
+def _halt_metadata(health: pl.DataFrame, limit: float, mode: str) -> dict:
+    halted = session_health.describe(health)
+    return {
+        "limit": limit,
+        "on_systemic_fault": mode,
+        "sessions": health.height,
+        "max_share": float(health["failing_share"].max() or 0.0) if health.height else 0.0,
+        "halted_sessions": dg.MetadataValue.json(halted[:200]),
+        "breaching_sessions": dg.MetadataValue.json([[h["date"], h["failing_share"]] for h in halted][:200]),
+    }
+
+
+def _halt_description(health: pl.DataFrame, limit: float, what: str) -> str:
+    halted = session_health.describe(health)
+    listed = ", ".join(f"{h['date']} ({h['failing_share']:.0%} of {h['symbols']} symbols)" for h in halted[:10])
+    more = f" and {len(halted) - 10} more" if len(halted) > 10 else ""
+    return f"SYSTEMIC_DATA_FAULT: {len(halted)} session(s) with more than {limit:.0%} of the universe failing quality {what}: {listed}{more}"
 
 
 @dg.asset_check(
     asset="data_quality",
     name=QUALITY_SHARE_WITHIN_LIMIT,
-    blocking=True,
-    description="Blocking: on no session may more than settings.quality.max_failing_share of the universe fail quality (a systemic fault).",
+    blocking=False,
+    description=(
+        "On no session may more than settings.quality.max_failing_share of the universe fail quality. A session "
+        "beyond it is a systemic data fault: it is HALTED for trading (every decision REJECT SYSTEMIC_DATA_FAULT, no "
+        "fills, no orders) and this check fails with severity ERROR, the halted sessions in its metadata; the rest of "
+        "the range proceeds. Non-blocking: whether the run stops is quality_systemic_fault_policy's decision."
+    ),
 )
 def quality_failing_share_within_limit(
     context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource, pipeline: PipelineConfig
 ) -> dg.AssetCheckResult:
     wh = warehouse.get()
     start, end = run_window(context)
-    limit = pipeline.settings().quality.max_failing_share
-    per = _failing_by_session(wh, start, end).with_columns((pl.col("failing") / pl.col("symbols")).alias("share"))
-    bad = per.filter(pl.col("share") > limit)
+    q = pipeline.settings().quality
+    health = _sessions_of_run(wh, start, end)
+    halted = health.filter(pl.col("halted"))
     return dg.AssetCheckResult(
-        passed=bad.height == 0,
-        metadata={
-            "limit": limit,
-            "sessions": per.height,
-            "max_share": float(per["share"].max()) if per.height else 0.0,
-            "breaching_sessions": dg.MetadataValue.json([[str(d), float(s)] for d, s in bad.select("date", "share").rows()][:200]),
-        },
-        description=None if bad.height == 0 else f"{bad.height} session(s) with more than {limit:.0%} of symbols failing quality",
+        passed=halted.height == 0,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata=_halt_metadata(health, q.max_failing_share, q.on_systemic_fault),
+        description=None if halted.height == 0 else _halt_description(health, q.max_failing_share, "(halted; the run goes on)"
+                                                                       if q.on_systemic_fault == "halt_session" else "(the run stops)"),
+    )
+
+
+@dg.asset_check(
+    asset="data_quality",
+    name=QUALITY_SYSTEMIC_FAULT_POLICY,
+    blocking=True,
+    description=(
+        "Blocking: with settings.quality.on_systemic_fault = 'stop_run', a session where more than max_failing_share "
+        "of the universe fails quality stops the run here (nothing downstream of data_quality is written). With the "
+        "default 'halt_session' it passes: the faulty sessions are halted and the range proceeds."
+    ),
+)
+def quality_systemic_fault_policy(
+    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource, pipeline: PipelineConfig
+) -> dg.AssetCheckResult:
+    wh = warehouse.get()
+    start, end = run_window(context)
+    q = pipeline.settings().quality
+    health = _sessions_of_run(wh, start, end)
+    halted = health.filter(pl.col("halted"))
+    stop = halted.height > 0 and q.on_systemic_fault == "stop_run"
+    return dg.AssetCheckResult(
+        passed=not stop,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata=_halt_metadata(health, q.max_failing_share, q.on_systemic_fault),
+        description=(
+            _halt_description(health, q.max_failing_share, "(on_systemic_fault = stop_run: the run stops)") if stop
+            else None if halted.height == 0 else f"{halted.height} session(s) halted, the run goes on (on_systemic_fault = halt_session)"
+        ),
     )
 
 

@@ -31,6 +31,9 @@ confidence c_k >= min_confidence (the others are silent). Then:
 7. Pre-risk decision, relative to a flat long-only book (the meta_decisions asset is stateless; the
    risk gate compares the target with the current position):
        REJECT [DATA_QUALITY]   the symbol's data_quality_log row for t failed or is missing
+       REJECT [SYSTEMIC_DATA_FAULT]  the session is halted (domain/session_health.py): every symbol
+       REJECT [UNCONFIRMED_MOVE]     the quality row is MOVE_UNCONFIRMED: an extreme move without a
+                                     corporate action that the next sessions have not confirmed yet
        REJECT [NO_FEATURES]    no features row (hence no agent output) for t (also added to a DATA_QUALITY reject)
        REJECT [NO_SIGNAL]      every agent silent
        EXECUTE_BUY [POSITIVE_EDGE]   target_weight_raw >= min_trade_weight
@@ -53,6 +56,7 @@ from trading_assets.domain import reasons
 from trading_assets.settings import MetaBrainSettings
 
 MAD_TO_SIGMA = 1.4826  # 1 / Phi^-1(3/4): MAD -> standard deviation for normal data
+MOVE_UNCONFIRMED = "MOVE_UNCONFIRMED"  # the quality code of a held extreme move (domain/quality.py)
 MEANAD_TO_SIGMA = 1.2533  # sqrt(pi / 2): mean absolute deviation -> standard deviation for normal data
 
 DECISION_SCHEMA: dict[str, pl.DataType] = {
@@ -147,11 +151,13 @@ def decide(
     settings: MetaBrainSettings,
     exclude_symbols: Iterable[str] = (),
     regime_agent: str = "regime",
+    halted_sessions: Iterable = (),
 ) -> pl.DataFrame:
     """Steps 1-7: the decisions frame (DECISION_SCHEMA), one row per (date, symbol), sorted.
 
     outputs: model_outputs rows (date, symbol, agent, mu, sigma, confidence, state).
-    quality: data_quality_log rows (date, symbol, passed).
+    quality: data_quality_log rows (date, symbol, passed[, reason_codes: MOVE_UNCONFIRMED -> REJECT]).
+    halted_sessions: the sessions halted for a systemic data fault (every row REJECT).
     exclude_symbols: no decision for these (the benchmark); they still inform the regime agent upstream.
     Rows: every (date, symbol) present in `outputs` or `quality`, minus the excluded symbols.
     """
@@ -165,8 +171,10 @@ def decide(
         raise ValueError("data_quality_log has duplicate (date, symbol) rows")
     has_outputs = outputs.select("date", "symbol").unique().with_columns(_has_out=pl.lit(True))
     ens = ensemble(outputs.filter(~pl.col("symbol").is_in(excluded)), settings)
+    held = pl.col("reason_codes").list.contains(MOVE_UNCONFIRMED) if "reason_codes" in quality.columns else pl.lit(False)
+    halted = pl.Series("date", list(halted_sessions), dtype=pl.Date)
     frame = (
-        keys.join(quality.select("date", "symbol", _passed=pl.col("passed")), on=["date", "symbol"], how="left")
+        keys.join(quality.select("date", "symbol", _passed=pl.col("passed"), _held=held), on=["date", "symbol"], how="left")
         .join(has_outputs, on=["date", "symbol"], how="left")
         .join(ens, on=["date", "symbol"], how="left")
         .join(session_regime(outputs, regime_agent), on="date", how="left")
@@ -174,8 +182,12 @@ def decide(
             _dq_fail=pl.col("_passed").fill_null(False).not_(),
             _no_feat=pl.col("_has_out").is_null(),
             n_agents=pl.col("n_agents").fill_null(0),
+            _halted=pl.col("date").is_in(halted.implode()),
+            _held=pl.col("_held").fill_null(False),
         )
-        .with_columns(_reject=pl.col("_dq_fail") | pl.col("_no_feat") | (pl.col("n_agents") == 0))
+        .with_columns(
+            _reject=pl.col("_dq_fail") | pl.col("_no_feat") | (pl.col("n_agents") == 0) | pl.col("_halted") | pl.col("_held")
+        )
     )
     # Nothing is estimated for a REJECT: blank its values before the cross-section statistics.
     blank = [pl.when(~pl.col("_reject")).then(pl.col(c)).alias(c) for c in ("mu_hat", "sigma_hat", "disagreement", "penalty", "mu_hat_adj")]
@@ -201,8 +213,10 @@ def decide(
     dec = pl.col("pre_risk_decision")
     codes = pl.concat_list(
         code(pl.col("_dq_fail"), reasons.DATA_QUALITY),
+        code(pl.col("_halted"), reasons.SYSTEMIC_DATA_FAULT),
+        code(pl.col("_held"), reasons.UNCONFIRMED_MOVE),
         code(pl.col("_no_feat"), reasons.NO_FEATURES),
-        code(dec.eq(reasons.REJECT) & ~pl.col("_dq_fail") & ~pl.col("_no_feat"), reasons.NO_SIGNAL),
+        code((pl.col("n_agents") == 0) & ~pl.col("_dq_fail") & ~pl.col("_no_feat") & ~pl.col("_halted") & ~pl.col("_held"), reasons.NO_SIGNAL),
         code(dec.eq(reasons.EXECUTE_BUY), reasons.POSITIVE_EDGE),
         code(dec.eq(reasons.EXECUTE_SELL), reasons.NEGATIVE_EDGE),
         code(dec.eq(reasons.HOLD), reasons.BELOW_TRADE_THRESHOLD),

@@ -12,6 +12,10 @@ Pure (polars, numpy). `step(state_prev, inputs, settings)` is the whole of a ses
 4. trading state and recovery phase from DD_t (risk.next_trading_state);
 5. the risk gate on the session's targets vs the positions after step 2, sized at NAV_t and close(t);
 6. orders (whole shares, hash ids) that fill at the open of t+1.
+A HALTED session (a systemic data fault, domain/session_health.py; SessionInputs.halted): the paper
+broker fills nothing at its open (t-1's orders CANCELLED, reason SYSTEMIC_DATA_FAULT), every name is
+fixed in the gate (no orders), positions are held and marked as in step 3, and the portfolio's
+warnings say so. Corporate actions of t still apply to the shares held.
 The initial state is flat with settings.execution.initial_capital in cash (NAV = peak = capital).
 """
 
@@ -115,7 +119,8 @@ class SessionInputs:
     """One session's inputs. decisions: DECISION_INPUT_COLUMNS (benchmark excluded); prices: symbol,
     open, close (raw); features: symbol, adv_shares_21d, vol_20; returns: T x M trailing simple daily
     returns up to t with columns return_symbols; sectors: symbol -> GICS sector; actions: symbol,
-    action, value, price_factor with ex-date t."""
+    action, value, price_factor with ex-date t; halted: the session is halted for a systemic data
+    fault (domain/session_health.py)."""
 
     date: date
     cycle_id: str
@@ -126,6 +131,7 @@ class SessionInputs:
     return_symbols: list[str]
     sectors: dict[str, str]
     actions: pl.DataFrame | None = None
+    halted: bool = False
 
 
 @dataclass
@@ -219,7 +225,14 @@ def _advance(state: BookState, pending: list[tuple], x: SessionInputs, settings:
     p_syms = x.prices["symbol"].to_list()
     px = {s: (o, c) for s, o, c in zip(p_syms, x.prices["open"].to_list(), x.prices["close"].to_list())}
     opens = {s: v[0] for s, v in px.items() if v[0] is not None}
-    fills, children = _fill_rows(broker, pending, t, opens, ratios, _bars(x.prices, pending))
+    if x.halted and getattr(broker, "name", "") == "paper":
+        # a halted session's data cannot price a simulated fill: t-1's orders are cancelled (a live
+        # broker's fills happened at the exchange and are booked as it reports them)
+        fills, children = _fill_rows(broker, pending, t, {}, ratios, None)
+        fills = [f[:10] + (f"{rc.ORDER_CANCELLED}: {rc.SYSTEMIC_DATA_FAULT}: session {t} is halted (too much of the universe "
+                           f"failed quality), no fill for {f[3]} at its open",) + f[11:] for f in fills]
+    else:
+        fills, children = _fill_rows(broker, pending, t, opens, ratios, _bars(x.prices, pending))
     for _oid, _fd, _od, sym, side, q, p, comm, _slip, status, reason, *_ in fills:
         if status != ex.FILLED:
             warnings.append(reason)
@@ -321,7 +334,7 @@ def _advance(state: BookState, pending: list[tuple], x: SessionInputs, settings:
         current_qty=np.array([positions[s].quantity if s in positions else 0.0 for s in symbols]),
         nav=nav,
         target_raw=target,
-        pre_reject=np.array([d is None or d == rc.REJECT for d in pre_dec], dtype=bool),
+        pre_reject=np.array([x.halted or d is None or d == rc.REJECT for d in pre_dec], dtype=bool),
         pre_codes=pre_codes,
         regime=col("regime", None),
         vol=vol,
@@ -334,6 +347,9 @@ def _advance(state: BookState, pending: list[tuple], x: SessionInputs, settings:
     )
     g = risk.gate(gi, rs)
     warnings.extend(g.warnings)
+    if x.halted:
+        warnings.append(f"{rc.SYSTEMIC_DATA_FAULT}: session {t} halted: no fills at its open, no orders, positions held "
+                        "(marked at the last valid close where the session has none)")
 
     aligned = order_ix is None and not held_only  # the decisions' own columns, in order
     risk_cols = {

@@ -128,11 +128,12 @@ def run_graph(
     local_dir: Path | None = None,
     provider_factory: Callable[[], list] | None = None,
     universe_file: Path | None = None,
+    env: dict[str, str] | None = None,
 ) -> GraphRun:
     """Materialize every asset for sessions start..end (one run) into root/data, in this process.
 
     provider_factory: returns the provider objects the router uses instead of the configured ones
-    (how faults and injected defects reach the real market_data asset).
+    (how faults and injected defects reach the real market_data asset). env: more TRADING_* variables.
     """
     import dagster as dg
 
@@ -140,6 +141,7 @@ def run_graph(
 
     root.mkdir(parents=True, exist_ok=True)
     extra = {"TRADING_UNIVERSE": str(universe_file)} if universe_file else {}
+    extra.update(env or {})
     with _environment(trading_env(root, providers, local_dir, **extra)):
         definitions = _definitions_from(HISTORY_START)
         data = root / "data"
