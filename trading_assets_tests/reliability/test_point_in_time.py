@@ -5,7 +5,13 @@ on it three times through the local provider: as is, with every price and volume
 perturbed, and with every row after t deleted (run up to t). Every table's rows at dates <= t are
 the same in all three; for the evaluation tables, whose rows are owned by the session that realizes
 them (labels: known_at = the exit session), the rows KNOWN at or before t are, and no label row
-appears before the session that realizes it."""
+appears before the session that realizes it.
+
+Two level shifts with no corporate action are injected (#16): JPM drops 30% on SHORT[15] (held two
+sessions, an inferred action known on SHORT[17] <= t) and XOM drops 30% on t-1 (held on t-1 and t;
+in the original run its inferred action is known on t+1, in the perturbed run the +37% after t
+reverts it, and the truncated run ends before either is known): the rows up to t, the features
+included, cannot tell. inferred_actions is dated by the session that knows the action."""
 
 from __future__ import annotations
 
@@ -18,8 +24,9 @@ from trading_assets.store.warehouse import VOLATILE_COLUMNS
 from trading_assets_tests.reliability.conftest import SHORT, SYMBOLS, SEED, audit_entries, rows_until, run_graph, tables, without_run
 
 T = SHORT[24]  # the cut: 25 sessions known (the book trades from the 21st), 5 after
-DATED = ("price_history", "corporate_actions", "data_quality_log", "features", "model_outputs", "decisions",
-         "risk_decisions", "orders", "fills", "positions", "portfolio", "cycle_meta",
+SHIFTS = {"JPM": SHORT[15], "XOM": SHORT[23]}  # level shifts (x 0.7 from that session on), no action recorded
+DATED = ("price_history", "corporate_actions", "data_quality_log", "session_quality", "inferred_actions", "features",
+         "model_outputs", "decisions", "risk_decisions", "orders", "fills", "executions", "positions", "portfolio", "cycle_meta",
          "performance", "performance_metrics", "performance_attribution")
 # tables whose partition column is known_at (a row about session `date` is written when it is known)
 KNOWN_AT = ("labels", "signal_quality")
@@ -39,6 +46,9 @@ def runs(tmp_path_factory):
     market = SyntheticProvider(SEED, load_universe())
     got = market.fetch([*SYMBOLS, "SPY"], SHORT[0], SHORT[-1])
     bars, actions = got.bars, got.actions
+    for sym, day in SHIFTS.items():
+        shifted = (pl.col("symbol") == sym) & (pl.col("date") >= day)
+        bars = bars.with_columns([pl.when(shifted).then(pl.col(c) * 0.7).otherwise(pl.col(c)).alias(c) for c in PRICES])
     after = pl.col("date") > T
     perturbed = bars.with_columns(
         [pl.when(after).then(pl.col(c) * 1.37).otherwise(pl.col(c)).alias(c) for c in PRICES]
@@ -61,6 +71,11 @@ def runs(tmp_path_factory):
 def test_the_perturbation_is_real(runs):
     """The runs differ after t (else the comparison below proves nothing)."""
     a, b = runs["original"].wh, runs["perturbed"].wh
+    inferred = "SELECT date, symbol, ex_date FROM inferred_actions ORDER BY ALL"
+    assert a.read(inferred).rows() == [(SHORT[17], "JPM", SHORT[15]), (SHORT[25], "XOM", SHORT[23])]
+    assert b.read(inferred).rows() == [(SHORT[17], "JPM", SHORT[15])]  # XOM's shift reverted by the +37% after t
+    held = "SELECT date FROM data_quality_log WHERE symbol = 'XOM' AND list_contains(reason_codes, 'MOVE_UNCONFIRMED') ORDER BY date"
+    assert a.read(held)["date"].to_list()[:2] == [SHORT[23], T]
     late = "SELECT * EXCLUDE (run_id, ingested_at) FROM price_history WHERE date > ? ORDER BY date, symbol"
     assert not a.read(late, [T]).equals(b.read(late, [T]))
     for table in ("features", "portfolio"):
