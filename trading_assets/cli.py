@@ -21,6 +21,7 @@ import json
 import os
 import shutil
 import sys
+import time
 from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -34,8 +35,12 @@ if TYPE_CHECKING:
 
 TEST_SYMBOLS = ("AAPL", "MSFT", "JPM", "XOM", "JNJ")
 SOURCES = ("yfinance", "local", "synthetic")
-EXIT_USAGE = 2
-EXIT_FAILED = 1
+# Exit codes (README, "Exit codes")
+EXIT_OK = 0
+EXIT_FAILED = 1  # the run failed: a step, or a blocking check (one paragraph on stderr, status JSON on stdout)
+EXIT_USAGE = 2  # bad flags or inputs; nothing was written
+EXIT_INTERNAL = 3  # an unexpected error outside the run (the instance, the warehouse ...): one line, --verbose for the traceback
+EXIT_INTERRUPTED = 130  # Ctrl-C
 
 # Project-wide Dagster settings (DESIGN section 3): one planned event per asset for a range instead of
 # one per partition; batched event writes where the storage supports them (PostgreSQL).
@@ -88,6 +93,8 @@ def _run_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", metavar="DIR", action="append",
                    help="folder or file of CSV/Parquet bars for --source local; repeat it (or join paths with "
                         f"{os.pathsep!r}) to read several, e.g. the S&P folder and the SPY file")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="Dagster's event log and any traceback on the terminal (default: under <data dir>/logs/)")
     return p
 
 
@@ -259,22 +266,36 @@ def run_cycle(args: argparse.Namespace) -> int:
         partition_kw = {}
         tags.update({"dagster/asset_partition_range_start": start.isoformat(), "dagster/asset_partition_range_end": end.isoformat()})
     job = defs.resolve_implicit_global_asset_job_def()
+    from dagster._core.utils import make_new_run_id
+
+    from trading_assets.cli_report import StepProgress, dagster_output_to, failure_report
+
+    run_id = make_new_run_id()
+    log_path = settings.data_dir / "logs" / f"{run_id}.log"
+    n_sessions = len(_sessions(start, end))
     print(
-        f"trading-cycle: {start}..{end} ({mode}, providers={settings.providers}, db={settings.db_path}, DAGSTER_HOME={home})",
-        file=sys.stderr,
+        f"trading-cycle: {start}..{end} ({n_sessions} session{'s' if n_sessions > 1 else ''}, {mode}, "
+        f"providers {','.join(settings.providers)}) -> {settings.db_path}; run {run_id}"
+        + ("" if args.verbose else f"; Dagster's log: {log_path}"),
+        file=sys.stderr, flush=True,
     )
-    with dg.DagsterInstance.get() as instance, contextlib.redirect_stdout(sys.stderr):
-        result = job.execute_in_process(
-            instance=instance, run_config=run_config, tags=tags, raise_on_error=False, **partition_kw
-        )
+    bar = start != end and sys.stderr.isatty() and not args.verbose
+    t_run = time.perf_counter()
+    with dg.DagsterInstance.get() as instance, StepProgress(sys.stderr, len(job.graph.node_dict), bar) as progress:
+        instance.add_event_listener(run_id, progress)
+        with dagster_output_to(log_path, args.verbose):
+            result = job.execute_in_process(
+                instance=instance, run_config=run_config, tags=tags, raise_on_error=False, run_id=run_id, **partition_kw
+            )
     if not result.success:
-        failures = [
-            f"{e.step_key}: {e.event_specific_data.error.message.strip() if getattr(e.event_specific_data, 'error', None) else e.message}"
-            for e in result.all_events
-            if e.event_type_value == "STEP_FAILURE"
-        ]
-        print(json.dumps({"status": "FAILED", "run_id": result.run_id, "window": [str(start), str(end)], "failures": failures}, indent=2))
+        report = failure_report(result.run_id, result.all_events, job.graph.node_dict)
+        if args.verbose and report.traceback:
+            print(report.traceback, file=sys.stderr)
+        print(report.paragraph(home, None if args.verbose else log_path, args.verbose), file=sys.stderr)
+        print(json.dumps({"status": "FAILED", "run_id": result.run_id, "window": [str(start), str(end)],
+                          "log": None if args.verbose else str(log_path), **report.as_json()}, indent=2))
         return EXIT_FAILED
+    print(f"trading-cycle: done in {time.perf_counter() - t_run:.1f} s (run {result.run_id})", file=sys.stderr, flush=True)
     from trading_assets.store.warehouse import Warehouse
 
     wh = Warehouse(settings.db_path, settings.audit_dir)
@@ -341,10 +362,24 @@ def main(argv: list[str] | None = None) -> int:
             return _features(argv[1:])
         if argv and argv[0] == "report":
             return _report(argv[1:])
-        return run_cycle(_run_parser().parse_args(argv))
+        args = _run_parser().parse_args(argv)
     except CliError as exc:
         print(f"trading-cycle: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    try:
+        return run_cycle(args)
+    except CliError as exc:
+        print(f"trading-cycle: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("trading-cycle: interrupted (a rerun replaces whatever the run had written)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 -- one readable line instead of a traceback (unless --verbose)
+        if args.verbose:
+            raise
+        print(f"trading-cycle: internal error: {type(exc).__name__}: {exc} (rerun with --verbose for the traceback)",
+              file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

@@ -180,10 +180,11 @@ def cli_args(start: date, end: date, symbols: Sequence[str] = SYMBOLS) -> list[s
 
 
 def cli_popen(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
-    """`trading-cycle ARGS` started in the background (stdout+stderr to `log`), in its own session."""
+    """`trading-cycle ARGS --verbose` started in the background (stdout+stderr to `log`: Dagster's event log
+    included, which the tests watch for a step's start), in its own session."""
     fh = open(log, "w")
     return subprocess.Popen(
-        [str(VENV_BIN / "trading-cycle"), *args], env=env, cwd=env["TRADING_DATA_DIR"], stdout=fh, stderr=subprocess.STDOUT,
+        [str(VENV_BIN / "trading-cycle"), *args, "--verbose"], env=env, cwd=env["TRADING_DATA_DIR"], stdout=fh, stderr=subprocess.STDOUT,
         start_new_session=True,
     )
 
