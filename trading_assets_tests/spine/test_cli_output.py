@@ -7,16 +7,12 @@ from __future__ import annotations
 
 import json
 from datetime import date
-from pathlib import Path
 
 import polars as pl
 
 from trading_assets_tests.ops.conftest import base_env, make_home, run_cli, sessions_from
 
 START = date(2024, 1, 2)
-# The console script imports trading_assets through the editable install (whichever checkout was
-# installed); this checkout's code first, so the test runs the code under test.
-CHECKOUT = str(Path(__file__).resolve().parents[2])
 SYMBOLS = ["AAPL", "MSFT", "JPM"]
 
 
@@ -44,7 +40,7 @@ def test_a_failed_run_prints_one_paragraph_naming_the_sessions(tmp_path):
     days = sessions_from(START, 3)
     data = tmp_path / "data"
     data.mkdir()
-    env = base_env(data, make_home(tmp_path / "home"), TRADING_HISTORY_START=START.isoformat(), PYTHONPATH=CHECKOUT)
+    env = base_env(data, make_home(tmp_path / "home"), TRADING_HISTORY_START=START.isoformat())
     first = run_cli(["--date", days[0].isoformat(), "--symbols", "AAPL,MSFT"], env)
     assert first.returncode == 0, first.stderr[-3000:]
     proc = run_cli(["--date", days[2].isoformat(), "--symbols", "AAPL,MSFT"], env)  # days[1] never materialized
@@ -84,7 +80,7 @@ def test_a_good_run_prints_one_line_per_step_and_the_json(tmp_path):
     days, folder, universe = _local_folder(tmp_path, broken_session=None, broken_symbols=[])
     data = tmp_path / "data"
     data.mkdir()
-    env = base_env(data, make_home(tmp_path / "home"), TRADING_HISTORY_START=START.isoformat(), PYTHONPATH=CHECKOUT)
+    env = base_env(data, make_home(tmp_path / "home"), TRADING_HISTORY_START=START.isoformat())
     proc = run_cli(["--source", "local", "--data-dir", str(folder), "--universe", str(universe),
                     "--start", days[0].isoformat(), "--end", days[-1].isoformat()], env)
     assert proc.returncode == 0, proc.stderr[-3000:]
