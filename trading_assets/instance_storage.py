@@ -61,6 +61,14 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
 
     def __init__(self, base_dir: str | None = None, inst_data: ConfigurableClassData | None = None):
         # Default: where Dagster's own SQLite storage keeps run event logs.
+        if not base_dir and not os.environ.get("DAGSTER_HOME"):
+            # Dagster's throw-away instance (`dagster dev` without DAGSTER_HOME) reads the project's
+            # dagster.yaml from the cwd but tells a storage class nothing about its temporary folder.
+            raise RuntimeError(
+                "DAGSTER_HOME is not set: this project's instance needs it (a throw-away instance would not show "
+                "the runs trading-cycle recorded). Start the UI as `DAGSTER_HOME=$PWD/data/dagster_home dagster dev` "
+                "(trading-cycle's default instance) or export DAGSTER_HOME for both."
+            )
         base_dir = base_dir or os.path.join(os.environ["DAGSTER_HOME"], "history", "runs")
         self._engines: OrderedDict[str, Engine] = OrderedDict()
         self._engines_lock = threading.Lock()

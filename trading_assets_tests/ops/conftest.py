@@ -3,7 +3,7 @@ temporary folder, each stopped at the end.
 
 Every fixture here keeps the developer's data/ folder untouched: TRADING_DATA_DIR and DAGSTER_HOME
 point into pytest's tmp folders, and `dagster dev` runs with a temporary working directory so the
-project's .env (which points DAGSTER_HOME at data/dagster_home) is not loaded.
+project's .env is not loaded (a test instance stays in its tmp folder).
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ class DagsterDev:
     def start(self, timeout: float = 180) -> "DagsterDev":
         self.proc = subprocess.Popen(
             [str(VENV_BIN / "dagster"), "dev", "-m", "trading_assets.definitions", "-h", "127.0.0.1", "-p", str(self.port)],
-            cwd=self.root,  # not the repo root: its .env would point DAGSTER_HOME at data/dagster_home
+            cwd=self.root,  # not the repo root: nothing of a test lands there
             env=self.env,
             stdout=self.log,
             stderr=subprocess.STDOUT,
