@@ -23,7 +23,7 @@ from trading_assets.defs.partitions import SESSIONS, SINGLE_RUN, lookback, windo
 from trading_assets.defs.reference import benchmark_symbols
 from trading_assets.defs.resources import PipelineConfig, WarehouseResource
 from trading_assets.domain import calendar
-from trading_assets.domain.evaluation.labels import HORIZONS, MAX_HORIZON, LABEL_SCHEMA, compute_labels, failed_bars
+from trading_assets.domain.evaluation.labels import HORIZONS, MAX_HORIZON, LABEL_SCHEMA, compute_labels, failed_bars, level_shifts
 from trading_assets.store.staged_writes import replace_window_in_chunks
 from trading_assets.store.warehouse import Warehouse
 
@@ -47,9 +47,9 @@ def label_symbols(wh: Warehouse, pipeline: PipelineConfig) -> tuple[list[str], l
     return universe, sorted(keep & set(universe))
 
 
-def read_label_inputs(wh: Warehouse, start, end, symbols: list[str]) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """(opens, actions, failed bars) for the labels known in start..end: opens and quality rows of
-    the sessions from MAX_HORIZON before start to end, every corporate action up to end."""
+def read_label_inputs(wh: Warehouse, start, end, symbols: list[str]) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """(opens, actions, failed bars, level shifts) for the labels known in start..end: opens and
+    quality rows of the sessions from MAX_HORIZON before start to end, every corporate action up to end."""
     read_from = calendar.lookback_start(start, MAX_HORIZON)
     opens = wh.read_window("price_history", read_from, end, symbols=symbols, columns=["date", "symbol", "open"], order_by="date, symbol")
     actions = wh.read(
@@ -63,7 +63,7 @@ def read_label_inputs(wh: Warehouse, start, end, symbols: list[str]) -> tuple[pl
         "AND symbol IN (SELECT unnest(?::VARCHAR[])) ORDER BY date, symbol",
         [read_from, end, symbols],
     )
-    return opens, actions, failed_bars(quality)
+    return opens, actions, failed_bars(quality), level_shifts(quality)
 
 
 @dg.asset(
@@ -81,7 +81,8 @@ def read_label_inputs(wh: Warehouse, start, end, symbols: list[str]) -> tuple[pl
         f"{HORIZONS}: adjusted open(s+1) -> open(s+1+h) (splits and dividends point in time), the benchmark's, "
         "the equal-weight universe's and the excess over coalesce(benchmark, universe). Written by the partition of "
         "the exit session (known_at = s+1+h): a point-in-time read at t is `known_at <= t`. A label whose entry "
-        "or exit bar is missing, non-positive or failed quality is NULL with valid = false and a reason. Table: labels."
+        "or exit bar is missing, non-positive or failed quality, or whose holding spans an unrecorded split or unit error "
+        "(a level-shift quality failure between entry and exit), is NULL with valid = false and a reason. Table: labels."
     ),
     kinds={"duckdb", "polars"},
 )
@@ -93,9 +94,11 @@ def labels(context: dg.AssetExecutionContext, warehouse: WarehouseResource, pipe
     benchmarks = benchmark_symbols(wh, settings.benchmark)
 
     t0 = time.perf_counter()
-    opens, actions, failed = read_label_inputs(wh, start, end, universe)
+    opens, actions, failed, shifts = read_label_inputs(wh, start, end, universe)
     t1 = time.perf_counter()
-    frame = compute_labels(opens, actions, failed, sessions, universe, benchmarks, HORIZONS, first_decision=first_session(settings))
+    frame = compute_labels(
+        opens, actions, failed, sessions, universe, benchmarks, HORIZONS, first_decision=first_session(settings), shifts=shifts
+    )
     del opens
     if written is not None:
         frame = frame.filter(pl.col("symbol").is_in(written))

@@ -85,6 +85,7 @@ LABEL_CODES: dict[str, str] = {
     "EXIT_BAR_MISSING": "no bar, or a null open, at the exit session (entry session + horizon)",
     "EXIT_PRICE_INVALID": "the exit session's open is zero, negative or not finite",
     "EXIT_QUALITY_FAILED": "the exit bar failed data quality (as known at the exit session)",
+    "PATH_LEVEL_SHIFT": "a bar strictly between entry and exit failed quality with a level-shift code (UNADJUSTED_SPLIT, RETURN_OUTLIER): the exit/entry ratio spans an unexplained jump",
 }
 # --- execution algorithms (execution_algos.py) -------------------------------------------------
 PARTICIPATION_CAP = "PARTICIPATION_CAP"  # part of an order was over the cap of its slots' expected volume

@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from trading_assets.domain import calendar
-from trading_assets.domain.evaluation.labels import LABEL_SCHEMA, compute_labels, failed_bars, label_calendar
+from trading_assets.domain.evaluation.labels import LABEL_SCHEMA, compute_labels, failed_bars, label_calendar, level_shifts
 from trading_assets.domain.reasons import LABEL_CODES
 
 D = [date(2024, 1, d) for d in (2, 3, 4, 5, 8, 9, 10)]  # NYSE sessions (Jan 1 is a holiday)
@@ -132,6 +132,26 @@ def test_several_reasons_and_the_exit_side():
     assert _value(out, J10, 1, "X", "reason") == "ENTRY_PRICE_INVALID,ENTRY_QUALITY_FAILED,EXIT_BAR_MISSING,EXIT_QUALITY_FAILED"
     assert _value(out, J10, 5, "X", "reason") == "ENTRY_BAR_MISSING,EXIT_BAR_MISSING,EXIT_QUALITY_FAILED"
     assert out["universe_return"].null_count() == out.height and out["bench_return"].null_count() == out.height
+
+
+def test_a_holding_that_spans_an_unrecorded_split_is_invalid():
+    """E halves on Jan 5 with no split recorded (quality: UNADJUSTED_SPLIT, failed): the 5-session label
+    entering Jan 3 and exiting Jan 10 spans it (PATH_LEVEL_SHIFT), the 1-session label exiting on Jan 5
+    fails on its exit bar, the 1-session label entering Jan 9 is fine."""
+    opens = pl.DataFrame({"date": D, "symbol": "E", "open": [10.0, 10.0, 10.0, 5.0, 5.0, 5.0, 5.1]})
+    quality = pl.DataFrame({"date": [J5], "symbol": ["E"], "passed": [False], "reason_codes": [["UNADJUSTED_SPLIT"]], "details": ["{}"]})
+    shifts = level_shifts(quality)
+    assert shifts.rows() == [(J5, "E", J5)]
+    out = compute_labels(opens, ACTIONS.clear(), failed_bars(quality), [J5, J10], ["E"], (), first_decision=J2, shifts=shifts)
+    assert _value(out, J10, 5, "E", "reason") == "PATH_LEVEL_SHIFT" and _value(out, J10, 5, "E", "fwd_return") is None
+    assert _value(out, J5, 1, "E", "reason") == "EXIT_QUALITY_FAILED"
+    assert _value(out, J10, 1, "E", "fwd_return") == pytest.approx(5.1 / 5 - 1, rel=1e-12)
+    # a shift flagged only after the exit (not known yet) does not count
+    late = shifts.with_columns(flagged_at=pl.lit(date(2024, 1, 11)))
+    out = compute_labels(opens, ACTIONS.clear(), None, [J10], ["E"], (), first_decision=J2, shifts=late)
+    assert _value(out, J10, 5, "E", "fwd_return") == pytest.approx(5.1 / 10 - 1, rel=1e-12)
+    # a passed row with the code (not a failure) is no shift
+    assert level_shifts(quality.with_columns(passed=pl.lit(True))).height == 0
 
 
 def test_without_a_benchmark_the_excess_is_over_the_equal_weight_universe():

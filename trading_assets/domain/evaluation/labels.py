@@ -24,7 +24,10 @@ known at x. A bar at d failed quality when its own data_quality_log row at d has
 when a later row dated <= x flags it through REVERSED_SPIKE (bad_date = d: the spike is only seen
 the session after). `failed_bars` turns quality rows into (date, symbol, flagged_at) and a failure
 counts for a label only when flagged_at <= known_at, so a label is the same whether its partition
-runs alone or inside a range. An invalid label has NULL returns, valid = false and a `reason`: the
+runs alone or inside a range. A label is also invalid when a bar strictly between e and x failed
+with a level-shift code (LEVEL_SHIFT_CODES: an unrecorded split or a unit error, as known at x,
+`level_shifts`): the open-to-open ratio would span the jump (e.g. the real file's unadjusted 2:1
+split of DISCA on 2014-08-07 would give a -50% label to every decision whose holding spans it). An invalid label has NULL returns, valid = false and a `reason`: the
 codes of reasons.LABEL_CODES that apply, comma-separated in that dict's order. Its NULL fwd_return
 does not enter universe_return.
 
@@ -47,6 +50,8 @@ from trading_assets.domain.features.compute import adjustment_factors
 from trading_assets.domain.reasons import LABEL_CODES
 
 HORIZONS: tuple[int, ...] = (1, 5)  # fixed by the LABELS CONTRACT (consumers read these two)
+# quality codes that mean the price level itself jumped for no recorded reason (domain/quality.py)
+LEVEL_SHIFT_CODES = ("UNADJUSTED_SPLIT", "RETURN_OUTLIER")
 MAX_HORIZON = max(HORIZONS)
 
 LABEL_SCHEMA: dict[str, pl.DataType] = {
@@ -109,6 +114,16 @@ def failed_bars(quality: pl.DataFrame) -> pl.DataFrame:
     return both.group_by("date", "symbol").agg(pl.col("flagged_at").min()).sort("date", "symbol")
 
 
+def level_shifts(quality: pl.DataFrame) -> pl.DataFrame:
+    """(date, symbol, flagged_at): the failed quality rows with a level-shift code (LEVEL_SHIFT_CODES),
+    flagged at their own date. quality: data_quality_log rows (date, symbol, passed, reason_codes)."""
+    empty = pl.DataFrame(schema={"date": pl.Date, "symbol": pl.String, "flagged_at": pl.Date})
+    if quality.height == 0:
+        return empty
+    shift = pl.any_horizontal(*(pl.col("reason_codes").list.contains(c) for c in LEVEL_SHIFT_CODES))
+    return quality.filter(~pl.col("passed") & shift).select("date", "symbol", pl.col("date").alias("flagged_at")).cast(empty.schema).sort("date", "symbol")
+
+
 def _side(frame: pl.DataFrame, side: str) -> pl.DataFrame:
     """frame (date, symbol, columns...) keyed for a join on `{side}_date`, its columns prefixed."""
     return frame.rename({c: (f"{side}_date" if c == "date" else c if c == "symbol" else f"_{side}{c}") for c in frame.columns})
@@ -123,6 +138,7 @@ def compute_labels(
     benchmarks: Sequence[str] = (),
     horizons: Sequence[int] = HORIZONS,
     first_decision: date | None = None,
+    shifts: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """The label rows (LABEL_SCHEMA, sorted by known_at, date, symbol, horizon) of the `known_at`
     sessions for `symbols` (module docstring for every formula).
@@ -130,6 +146,7 @@ def compute_labels(
     opens: date, symbol, open (other columns ignored), at least the entry and exit sessions;
     actions: date, symbol, action, value, price_factor (the symbol's actions up to the last known_at;
     only those with ex-date <= a row's exit enter it); failed: `failed_bars(...)` or None;
+    shifts: `level_shifts(...)` or None;
     benchmarks: the benchmark symbol(s): the first gives bench_return, all are left out of
     universe_return."""
     missing = [c for c in ("date", "symbol", "open") if c not in opens.columns]
@@ -169,6 +186,20 @@ def compute_labels(
         rows = rows.join(_side(bars, side), on=[f"{side}_date", "symbol"], how="left")
         rows = rows.join(_side(flags, side), on=[f"{side}_date", "symbol"], how="left")
 
+    path = pl.lit(False)
+    if shifts is not None and shifts.height:
+        jumps = shifts.select(pl.col("date").cast(pl.Date).alias("_jump"), pl.col("symbol").cast(pl.String), pl.col("flagged_at").cast(pl.Date).alias("_jflag"))
+        hit = (
+            rows.select("date", "symbol", "horizon", "entry_date", "exit_date", "known_at")
+            .join(jumps, on="symbol")
+            .filter((pl.col("_jump") > pl.col("entry_date")) & (pl.col("_jump") < pl.col("exit_date")) & (pl.col("_jflag") <= pl.col("known_at")))
+            .select("date", "symbol", "horizon")
+            .unique()
+            .with_columns(pl.lit(True).alias("_path"))
+        )
+        rows = rows.join(hit, on=["date", "symbol", "horizon"], how="left")
+        path = pl.col("_path").fill_null(False)
+
     def price_invalid(side: str) -> pl.Expr:
         p = pl.col(f"_{side}_open")
         return p.is_not_null() & ~(p.is_finite() & (p > 0))
@@ -183,6 +214,7 @@ def compute_labels(
         "EXIT_BAR_MISSING": pl.col("_exit_open").is_null(),
         "EXIT_PRICE_INVALID": price_invalid("exit"),
         "EXIT_QUALITY_FAILED": quality_failed("exit"),
+        "PATH_LEVEL_SHIFT": path,
     }
     assert tuple(conditions) == tuple(LABEL_CODES)  # the reason order is the vocabulary's
     codes = pl.concat_list([pl.when(c).then(pl.lit(k)) for k, c in conditions.items()]).list.drop_nulls()
