@@ -95,6 +95,9 @@ def _run_parser() -> argparse.ArgumentParser:
                         f"{os.pathsep!r}) to read several, e.g. the S&P folder and the SPY file")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="Dagster's event log and any traceback on the terminal (default: under <data dir>/logs/)")
+    p.add_argument("--settings", metavar="JSON",
+                   help='settings fields to override, nested by section, e.g. \'{"execution": {"algo": "twap"}}\' '
+                        "(applied after the other flags)")
     return p
 
 
@@ -157,6 +160,14 @@ def _build_settings(args: argparse.Namespace) -> tuple["Settings", date, date]:
     if mode:
         changes["execution"] = dataclasses.replace(settings.execution, mode=mode)
     settings = settings.replace(**changes) if changes else settings
+    if args.settings:
+        try:
+            overrides = json.loads(args.settings)
+            if not isinstance(overrides, dict):
+                raise ValueError("expected a JSON object")
+            settings = settings.with_overrides(overrides)
+        except (ValueError, TypeError) as exc:
+            raise CliError(f"--settings {args.settings!r}: {exc}") from exc
 
     if settings.providers[0] == "local" and not settings.local_data_dir:
         raise CliError("--source local needs --data-dir DIR (or TRADING_LOCAL_DATA_DIR)")

@@ -9,8 +9,9 @@ for the attribution; universe sectors. Writes the window's rows of the three tab
 transaction each). Row t is a function of rows <= t only, so a window run alone or inside a longer
 range writes the same rows (test_performance_point_in_time).
 
-Metadata: the last session's headline figures and two PNG plots as markdown images (NAV vs the
-benchmarks on a log scale with the drawdown underneath; monthly returns heatmap).
+Metadata: the last session's headline figures; on the last session's materialization only, two PNG
+plots as markdown images (NAV vs the benchmarks on a log scale with the drawdown underneath; monthly
+returns heatmap), since the book's first session.
 """
 
 from __future__ import annotations
@@ -176,6 +177,10 @@ def performance(context, warehouse: WarehouseResource, pipeline: PipelineConfig)
     last = w.daily.filter(pl.col("date") == end).row(0, named=True)
     book = w.metrics_last.filter((pl.col("series") == perf.SERIES_BOOK) & (pl.col("horizon") == "inception"))
     b = book.row(0, named=True) if book.height else {}
+    # The plots (~150 KB of PNG) go on the last session's materialization only: a range run records
+    # one materialization per session, and each would carry its own copy in the event log.
+    context.add_asset_metadata({"plots": dg.MetadataValue.md(plots_markdown(w.daily, w.benchmark))},
+                               asset_key=dg.AssetKey("performance"), partition_key=end.isoformat())
     yield dg.MaterializeResult(
         asset_key="performance",
         metadata={
@@ -187,7 +192,6 @@ def performance(context, warehouse: WarehouseResource, pipeline: PipelineConfig)
             "costs_since_inception": float(w.daily["costs"].sum() or 0.0),
             "attribution_rows": w.attribution_rows,
             "summary": dg.MetadataValue.md(summary_markdown(w.metrics_last, w.benchmark)),
-            "plots": dg.MetadataValue.md(plots_markdown(w.daily, w.benchmark)),
         },
     )
     yield dg.AssetCheckResult(

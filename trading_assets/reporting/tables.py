@@ -122,3 +122,21 @@ def text_table(header: list[str], body: list[list[str]]) -> str:
     w = [max(len(x) for x in col) for col in zip(header, *body)]
     line = lambda cells: "  ".join(c.rjust(n) if i else c.ljust(n) for i, (c, n) in enumerate(zip(cells, w)))  # noqa: E731
     return "\n".join([line(header), "  ".join("-" * n for n in w), *(line(r) for r in body)])
+
+
+def buy_and_hold(bars: pl.DataFrame, exclude: set[str] | frozenset[str] = frozenset()) -> pl.DataFrame:
+    """(date, return) of the equal-weight buy-and-hold of the names that have a bar on the first date:
+    V_t = mean_i adj_close_i,t / adj_close_i,first (a name without a bar at t keeps its last value, as
+    cash would), return_t = V_t / V_{t-1} - 1 from the second date. For comparison only (it drifts to
+    the winners and depends on its start; performance uses the daily-rebalanced equal weight)."""
+    px = (bars.filter(~pl.col("symbol").is_in(sorted(exclude)) & pl.col("adj_close").is_finite() & (pl.col("adj_close") > 0))
+          .select("date", "symbol", "adj_close"))
+    if px.height == 0:
+        return pl.DataFrame(schema={"date": pl.Date, "return": pl.Float64})
+    first = px["date"].min()
+    base = px.filter(pl.col("date") == first).select("symbol", pl.col("adj_close").alias("p0"))
+    wide = (px.join(base, on="symbol").with_columns((pl.col("adj_close") / pl.col("p0")).alias("g"))
+            .pivot(on="symbol", index="date", values="g").sort("date"))
+    g = wide.drop("date").fill_null(strategy="forward")
+    v = g.mean_horizontal().to_numpy()
+    return pl.DataFrame({"date": wide["date"][1:], "return": v[1:] / v[:-1] - 1.0})

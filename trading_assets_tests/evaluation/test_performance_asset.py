@@ -66,9 +66,12 @@ def test_performance_tables_check_and_plots(market):
     assert {"EXECUTE_BUY", "EXECUTE_SELL"} <= set(a.filter(pl.col("dimension") == "decision")["bucket"])
     checks = res.get_asset_check_evaluations()
     assert [c.check_name for c in checks] == [CHECK_ATTRIBUTION_RECONCILES] and checks[0].passed
-    md = res.asset_materializations_for_node("performance")[0].metadata
-    assert md["plots"].value.count("](data:image/png;base64,iVBOR") == 2
-    assert "| book (net) | inception |" in md["summary"].value
+    events = {m.partition: m.metadata for m in res.asset_materializations_for_node("performance")}
+    assert sorted(events) == [d.isoformat() for d in WINDOW]
+    last = events[WINDOW[-1].isoformat()]  # the plots only on the last session's materialization
+    assert last["plots"].value.count("](data:image/png;base64,iVBOR") == 2
+    assert not any("plots" in md for k, md in events.items() if k != WINDOW[-1].isoformat())
+    assert "| book (net) | inception |" in last["summary"].value
 
 
 def test_point_in_time_and_run_boundaries(market, tmp_path):

@@ -170,3 +170,49 @@ def test_lineage_checks_and_schedule_in_chromium(dagster_dev):
             page.get_by_text("daily_close", exact=True).first.wait_for(state="visible", timeout=60000)
         finally:
             browser.close()
+
+
+# the evaluation assets whose last materialization carries PNG plots as markdown images (issue #11)
+PLOT_ASSETS = ("performance", "signal_quality")
+
+
+@pytest.mark.browser
+def test_evaluation_plots_render_in_chromium(dagster_dev):
+    """The performance (and signal_quality, when the build has it) materialization's plots render as
+    images in the UI: Events > the latest materialization > [Show Markdown] on its plots entry."""
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is absent: apt-get install chromium (.ci/run does)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    ensure_book_through(dagster_dev, RANGE[1])  # the trading_cycle job materializes the evaluation assets too
+    present = {"/".join(n["assetKey"]["path"]) for n in _nodes(dagster_dev)}
+    assets = [a for a in PLOT_ASSETS if a in present]
+    assert "performance" in assets
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1600, "height": 1100})
+            for asset in assets:
+                page.goto(f"{dagster_dev.url}/assets/{asset}?view=events", wait_until="domcontentloaded")
+                link = page.locator("tr", has_text="plots").get_by_text("[Show Markdown]").first
+                link.wait_for(state="visible", timeout=60000)
+                skip = page.get_by_role("button", name="Skip")  # "Join the Dagster community" may pop up late
+                for _ in range(30):
+                    if skip.count():
+                        skip.first.click()
+                    try:
+                        link.click(timeout=2000)
+                        break
+                    except sync_api.TimeoutError:
+                        continue
+                images = page.locator("img[src^='data:image/png']")
+                images.first.wait_for(state="visible", timeout=60000)
+                page.wait_for_timeout(500)
+                sizes = [images.nth(i).evaluate("e => [e.complete, e.naturalWidth, e.naturalHeight]")
+                         for i in range(images.count())]
+                assert len(sizes) >= 2 and all(ok and w > 300 and h > 100 for ok, w, h in sizes), (asset, sizes)
+                shot = PROJECT_ROOT / "data" / f"{asset}.png"
+                page.screenshot(path=str(shot))
+                assert shot.stat().st_size > 20_000
+                page.get_by_role("button", name="Close").click()
+        finally:
+            browser.close()
