@@ -1,9 +1,11 @@
 """[evaluation] performance: the book against its benchmarks, per session (tables performance,
 performance_metrics, performance_attribution; formulas in domain/evaluation/performance.py).
 
-Reads (nothing after the window end): portfolio, fills (FILLED, their costs and notional) and
-price_history adj_close (benchmark and equal-weight universe) from the book's first session, since
-the since-inception metrics of session t use every session up to t; positions, dividends
+Reads (nothing after the window end): the portfolio from the book's first session (the
+since-inception metrics of session t use every session up to t), the performance table's own rows
+before the window when it has them all (else those daily figures are recomputed from the book's first
+session), fills (FILLED: costs, notional) and price_history adj_close (benchmark, equal weight) of the
+sessions computed; positions, dividends
 (corporate_actions) and final decisions (risk_decisions) of the window and the session before it
 for the attribution; universe sectors. Writes the window's rows of the three tables (one
 transaction each). Row t is a function of rows <= t only, so a window run alone or inside a longer
@@ -53,31 +55,44 @@ def _read(wh: Warehouse, sql: str, params: list, schema: dict) -> pl.DataFrame:
 
 def compute_performance(wh: Warehouse, settings: Settings, sessions: list[date]) -> tuple[pl.DataFrame, pl.DataFrame,
                                                                                               pl.DataFrame, pl.DataFrame]:
-    """(daily since inception, metrics of the window, attribution of the window, reconciliation of the window)."""
+    """(daily since inception, metrics of the window, attribution of the window, reconciliation of the window).
+
+    The daily figures of the sessions before the window come from the performance table when it holds
+    every one of them (what a daily cycle finds: its own earlier rows, computed by the same formulas),
+    else they are computed from the book's first session; either way the rows are the same
+    (test_point_in_time_and_run_boundaries runs a window in two parts)."""
     start, end = sessions[0], sessions[-1]
+    port_schema = {"date": pl.Date, "nav": pl.Float64, "daily_return": pl.Float64,
+                   "gross_exposure": pl.Float64, "net_exposure": pl.Float64}
     portfolio = _read(wh, "SELECT date, nav, daily_return, gross_exposure, net_exposure FROM portfolio "
-                          "WHERE date <= ? ORDER BY date", [end],
-                      {"date": pl.Date, "nav": pl.Float64, "daily_return": pl.Float64,
-                       "gross_exposure": pl.Float64, "net_exposure": pl.Float64})
+                          "WHERE date <= ? ORDER BY date", [end], port_schema)
     have = set(portfolio["date"].to_list())
     missing = [d for d in sessions if d not in have]
     if missing:
         raise dg.Failure(f"performance: the book has no portfolio row at {len(missing)} session(s) of the window "
                          f"(first {missing[0]}): materialize the book (portfolio) for them first")
     inception = portfolio["date"][0]
-    before = calendar.previous_session(inception)
     universe = wh.read("SELECT symbol, sector, is_benchmark FROM universe")
     bench_syms = set(universe.filter(pl.col("is_benchmark"))["symbol"].to_list()) | {settings.benchmark}
-    bars = _read(wh, "SELECT date, symbol, adj_close FROM price_history WHERE date BETWEEN ? AND ?", [before, end],
-                 {"date": pl.Date, "symbol": pl.String, "adj_close": pl.Float64})
-    bench = perf.benchmark_returns(bars, calendar.sessions(before, end), settings.benchmark, bench_syms)
+    core_schema = {c: perf.DAILY_SCHEMA[c] for c in perf.CORE_COLUMNS}
+    prefix = _read(wh, f"SELECT {', '.join(perf.CORE_COLUMNS)} FROM performance WHERE date < ? ORDER BY date",
+                   [start], core_schema)
+    before = portfolio.filter(pl.col("date") < start)["date"]
+    reuse = prefix.height == before.len() and prefix["date"].equals(before)
+    first = start if reuse else inception  # the first session computed here
+    bars = _read(wh, "SELECT date, symbol, adj_close FROM price_history WHERE date BETWEEN ? AND ?",
+                 [calendar.previous_session(first), end], {"date": pl.Date, "symbol": pl.String, "adj_close": pl.Float64})
+    bench = perf.benchmark_returns(bars, calendar.sessions(calendar.previous_session(first), end), settings.benchmark,
+                                   bench_syms)
     del bars
     fill_schema = {"date": pl.Date, "symbol": pl.String, "side": pl.String, "quantity": pl.Float64,
                    "price": pl.Float64, "commission": pl.Float64, "slippage_cost": pl.Float64, "status": pl.String}
     fills = _read(wh, "SELECT date, symbol, side, quantity, price, commission, slippage_cost, status FROM fills "
-                      "WHERE date <= ? AND status = 'FILLED'", [end], fill_schema)
-    daily = perf.daily_figures(portfolio, perf.fill_totals(fills), bench)
-    metrics = perf.metrics_frame(daily, before).filter(pl.col("date").is_between(start, end))
+                      "WHERE date BETWEEN ? AND ? AND status = 'FILLED'", [first, end], fill_schema)
+    nav_before = float(prefix["nav"][-1]) if reuse and prefix.height else None
+    core = perf.daily_core(portfolio.filter(pl.col("date") >= first), perf.fill_totals(fills), bench, nav_before)
+    daily = perf.add_cumulative(pl.concat([prefix, core]) if reuse else core)
+    metrics = perf.metrics_frame(daily, calendar.previous_session(inception), keep_from=start)
 
     prev = calendar.previous_session(start)
     positions = _read(wh, "SELECT date, symbol, quantity, market_value FROM positions WHERE date BETWEEN ? AND ?",
@@ -92,7 +107,7 @@ def compute_performance(wh: Warehouse, settings: Settings, sessions: list[date])
     cal = calendar.sessions(prev, end)
     in_window = daily.filter(pl.col("date").is_between(start, end))
     attribution, recon = perf.attribution(
-        sessions, dict(zip(cal[1:], cal[:-1])), positions, fills.filter(pl.col("date").is_between(start, end)),
+        sessions, dict(zip(cal[1:], cal[:-1])), positions, fills.filter(pl.col("date") >= start),
         dividends, decisions, dict(zip(universe["symbol"].to_list(), universe["sector"].to_list())),
         dict(zip(in_window["date"].to_list(), in_window["nav_prev"].to_list())))
     recon = (in_window.select("date", "nav", "nav_prev").join(recon, on="date", how="left")

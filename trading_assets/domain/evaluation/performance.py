@@ -108,7 +108,7 @@ def benchmark_returns(bars: pl.DataFrame, calendar_sessions: list[date], benchma
     days = pl.DataFrame({"date": calendar_sessions[1:], "prev": calendar_sessions[:-1]},
                         schema={"date": pl.Date, "prev": pl.Date})
     px = bars.select("date", "symbol", pl.col("adj_close").cast(pl.Float64)).filter(
-        pl.col("adj_close").is_finite() & (pl.col("adj_close") > 0)).unique(["date", "symbol"], keep="first")
+        pl.col("adj_close").is_finite() & (pl.col("adj_close") > 0))  # one bar per (date, symbol): price_history's key
     r = (px.join(days, on="date", how="inner")
          .join(px.rename({"date": "prev", "adj_close": "adj_prev"}), on=["prev", "symbol"], how="inner")
          .select("date", "symbol", (pl.col("adj_close") / pl.col("adj_prev") - 1.0).alias("r")))
@@ -133,15 +133,19 @@ def _levels(r: np.ndarray) -> np.ndarray:
     return np.concatenate([[1.0], np.cumprod(1.0 + np.nan_to_num(r, nan=0.0))])
 
 
-def daily_figures(portfolio: pl.DataFrame, totals: pl.DataFrame, bench: pl.DataFrame) -> pl.DataFrame:
-    """One row per portfolio session (DAILY_SCHEMA; formulas in the module docstring).
+CUMULATIVE = ("cum_return", "cum_gross_return", "benchmark_cum_return", "ew_cum_return", "drawdown")
+CORE_COLUMNS = tuple(c for c in DAILY_SCHEMA if c not in CUMULATIVE)
 
-    portfolio: date, nav, daily_return, gross_exposure, net_exposure (dollars) from the book's first
-    session; totals: `fill_totals`; bench: `benchmark_returns` (sessions without one -> NULL)."""
+
+def daily_core(portfolio: pl.DataFrame, totals: pl.DataFrame, bench: pl.DataFrame,
+               nav_before: float | None = None) -> pl.DataFrame:
+    """The per-session columns of DAILY_SCHEMA (CORE_COLUMNS: no cumulative ones), one row per portfolio
+    session. nav_before: NAV at the close before the first row (None: the book's first session,
+    NAV_0 = NAV_1 / (1 + daily_return_1), the initial capital)."""
     p = portfolio.sort("date")
     if p.height == 0:
-        return pl.DataFrame(schema=DAILY_SCHEMA)
-    first_prev = p["nav"][0] / (1.0 + p["daily_return"][0])
+        return pl.DataFrame(schema={c: DAILY_SCHEMA[c] for c in CORE_COLUMNS})
+    first_prev = p["nav"][0] / (1.0 + p["daily_return"][0]) if nav_before is None else nav_before
     df = (p.select("date", "nav", "gross_exposure", "net_exposure")
           .with_columns(pl.col("nav").shift(1).fill_null(first_prev).alias("nav_prev"))
           .join(totals, on="date", how="left").join(bench, on="date", how="left")
@@ -157,16 +161,32 @@ def daily_figures(portfolio: pl.DataFrame, totals: pl.DataFrame, bench: pl.DataF
         (pl.col("gross_exposure") / pl.col("nav")).alias("gross_exposure"),
         (pl.col("net_exposure") / pl.col("nav")).alias("net_exposure"),
     ).with_columns((pl.col("net_return") + pl.col("cost_fraction")).alias("gross_return"))
-    lv = _levels(df["net_return"].to_numpy())
+    return df.select(list(CORE_COLUMNS)).cast({c: DAILY_SCHEMA[c] for c in CORE_COLUMNS})
+
+
+def add_cumulative(core: pl.DataFrame) -> pl.DataFrame:
+    """DAILY_SCHEMA rows: the core rows (from the book's first session, in order) with the cumulative
+    columns, each over every row up to it."""
+    df = core.sort("date")
+    lv = _levels(df["net_return"].to_numpy().astype(float))
     cols = {
         "cum_return": lv[1:] - 1.0,
-        "cum_gross_return": _levels(df["gross_return"].to_numpy())[1:] - 1.0,
+        "cum_gross_return": _levels(df["gross_return"].to_numpy().astype(float))[1:] - 1.0,
         "benchmark_cum_return": _levels(df["benchmark_return"].to_numpy().astype(float))[1:] - 1.0,
         "ew_cum_return": _levels(df["ew_return"].to_numpy().astype(float))[1:] - 1.0,
         "drawdown": 1.0 - lv[1:] / np.maximum.accumulate(lv)[1:],
     }
-    df = df.with_columns(*(pl.Series(k, v) for k, v in cols.items()))
+    df = df.with_columns(*(pl.Series(k, v, dtype=pl.Float64) for k, v in cols.items()))
     return df.select(list(DAILY_SCHEMA)).cast(DAILY_SCHEMA)
+
+
+def daily_figures(portfolio: pl.DataFrame, totals: pl.DataFrame, bench: pl.DataFrame) -> pl.DataFrame:
+    """One row per portfolio session (DAILY_SCHEMA; formulas in the module docstring) from the book's
+    first session: `daily_core` then `add_cumulative`.
+
+    portfolio: date, nav, daily_return, gross_exposure, net_exposure (dollars) from the book's first
+    session; totals: `fill_totals`; bench: `benchmark_returns` (sessions without one -> NULL)."""
+    return add_cumulative(daily_core(portfolio, totals, bench))
 
 
 # --- metrics ---------------------------------------------------------------------------------------
@@ -281,8 +301,9 @@ def series_metrics(dates: list[date], r: np.ndarray, bench: np.ndarray | None, e
     return out
 
 
-def metrics_frame(daily: pl.DataFrame, before_first: date | None = None) -> pl.DataFrame:
-    """METRICS_SCHEMA rows: every (session, series, horizon) of the daily figures.
+def metrics_frame(daily: pl.DataFrame, before_first: date | None = None, keep_from: date | None = None) -> pl.DataFrame:
+    """METRICS_SCHEMA rows: every (session, series, horizon) of the daily figures (from the book's first
+    session), only the sessions >= keep_from when given (the metrics still use every row before).
 
     Series: book (net_return), book_gross (gross_return), benchmark (benchmark_return) and
     equal_weight (ew_return), the last two only when they have at least one return. Relative
@@ -290,6 +311,8 @@ def metrics_frame(daily: pl.DataFrame, before_first: date | None = None) -> pl.D
     if daily.height == 0:
         return pl.DataFrame(schema=METRICS_SCHEMA)
     dates = daily["date"].to_list()
+    k0 = 0 if keep_from is None else next((i for i, d in enumerate(dates) if d >= keep_from), len(dates))
+    kept = pl.Series("date", dates[k0:], dtype=pl.Date)
     b = daily["benchmark_return"].to_numpy().astype(float)
     e = daily["ew_return"].to_numpy().astype(float)
     has_b, has_e = bool(np.isfinite(b).any()), bool(np.isfinite(e).any())
@@ -301,12 +324,15 @@ def metrics_frame(daily: pl.DataFrame, before_first: date | None = None) -> pl.D
     for name, r in series:
         for horizon, w in HORIZONS:
             m = series_metrics(dates, r, b if has_b else None, e if has_e else None, horizon, w, before_first)
-            cols = {"date": dates, "series": [name] * len(dates), "horizon": [horizon] * len(dates)}
+            cols: dict[str, pl.Series] = {"date": kept, "series": pl.Series([name] * len(kept), dtype=pl.String),
+                                         "horizon": pl.Series([horizon] * len(kept), dtype=pl.String)}
             for c in METRIC_COLUMNS:
                 v = m[c]
-                cols[c] = [None if (x is None or (isinstance(x, float) and not np.isfinite(x))) else x
-                           for x in (v.tolist() if isinstance(v, np.ndarray) else v)]
-            frames.append(pl.DataFrame(cols, schema=METRICS_SCHEMA, strict=False))
+                if isinstance(v, np.ndarray):
+                    cols[c] = pl.Series(c, v[k0:], dtype=pl.Float64).fill_nan(None)
+                else:
+                    cols[c] = pl.Series(c, v[k0:], dtype=pl.Date)
+            frames.append(pl.DataFrame(cols).cast(METRICS_SCHEMA))
     return pl.concat(frames).sort("date", "series", "horizon")
 
 
@@ -325,20 +351,29 @@ def attribution(sessions: list[date], prev_session: dict[date, date], positions:
         return pl.DataFrame(schema=ATTRIBUTION_SCHEMA), pl.DataFrame(schema={"date": pl.Date, "pnl": pl.Float64})
     days = pl.DataFrame({"date": sessions, "prev": [prev_session[d] for d in sessions]},
                         schema={"date": pl.Date, "prev": pl.Date})
-    pos = positions.select("date", "symbol", pl.col("quantity").cast(pl.Float64), pl.col("market_value").cast(pl.Float64))
-    cur = pos.join(days, on="date", how="inner").select("date", "symbol", pl.col("market_value").alias("mv"))
-    prev = (pos.rename({"date": "prev"}).join(days, on="prev", how="inner")
-            .select("date", "symbol", pl.col("market_value").alias("mv_prev"), pl.col("quantity").alias("q_prev")))
-    f = fills.filter(pl.col("status") == "FILLED")
-    flows = f.group_by("date", "symbol").agg(
-        (pl.when(pl.col("side") == "SELL").then(1.0).otherwise(-1.0) * pl.col("quantity") * pl.col("price")
-         - pl.col("commission")).sum().alias("flow"))
-    divs = dividends.group_by("date", "symbol").agg(pl.col("value").sum().alias("div"))
-    keys = pl.concat([cur.select("date", "symbol"), prev.select("date", "symbol"), flows.select("date", "symbol")]).unique()
-    per = (keys.join(cur, on=["date", "symbol"], how="left").join(prev, on=["date", "symbol"], how="left")
-           .join(flows, on=["date", "symbol"], how="left").join(divs, on=["date", "symbol"], how="left")
-           .with_columns(pl.col("mv", "mv_prev", "q_prev", "flow", "div").fill_null(0.0))
-           .with_columns((pl.col("mv") - pl.col("mv_prev") + pl.col("flow") + pl.col("div") * pl.col("q_prev")).alias("pnl"))
+    f64 = pl.Float64
+    pos = positions.select("date", "symbol", pl.col("quantity").cast(f64), pl.col("market_value").cast(f64))
+    zero = pl.lit(0.0, f64)
+    # one frame of per-(session, symbol) terms, summed: the holdings at t, at t-1 (with the shares that
+    # earn t's dividend), the fills' cash and the dividends per share of t
+    cur = pos.join(days.select("date"), on="date", how="semi").select(
+        "date", "symbol", pl.col("market_value").alias("mv"), zero.alias("mv_prev"), zero.alias("q_prev"),
+        zero.alias("flow"), zero.alias("div"))
+    prev = pos.rename({"date": "prev"}).join(days, on="prev", how="inner").select(
+        "date", "symbol", zero.alias("mv"), pl.col("market_value").alias("mv_prev"), pl.col("quantity").alias("q_prev"),
+        zero.alias("flow"), zero.alias("div"))
+    f = fills.filter(pl.col("status") == "FILLED").select(
+        "date", "symbol", zero.alias("mv"), zero.alias("mv_prev"), zero.alias("q_prev"),
+        (pl.when(pl.col("side") == "SELL").then(1.0).otherwise(-1.0) * pl.col("quantity").cast(f64)
+         * pl.col("price").cast(f64) - pl.col("commission").cast(f64)).alias("flow"), zero.alias("div"))
+    dv = dividends.select("date", "symbol", zero.alias("mv"), zero.alias("mv_prev"), zero.alias("q_prev"),
+                          zero.alias("flow"), pl.col("value").cast(f64).alias("div"))
+    terms = pl.concat([cur, prev, f]).group_by("date", "symbol").agg(pl.all().sum())
+    # a dividend counts only on shares held at t-1 (a name not held has no row in terms to join)
+    terms = terms.join(dv.group_by("date", "symbol").agg(pl.col("div").sum().alias("d")), on=["date", "symbol"],
+                       how="left").with_columns(pl.col("d").fill_null(0.0))
+    per = (terms.with_columns((pl.col("mv") - pl.col("mv_prev") + pl.col("flow") + pl.col("d") * pl.col("q_prev"))
+                              .alias("pnl"))
            .join(days, on="date", how="left")
            .join(decisions.select(pl.col("date").alias("prev"), "symbol", "decision"), on=["prev", "symbol"], how="left")
            .with_columns(pl.col("decision").fill_null(NO_DECISION),
