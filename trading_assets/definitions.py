@@ -11,6 +11,7 @@ from trading_assets.defs import (
     features,
     labels,
     market_data,
+    models,
     performance,
     quality,
     reference,
@@ -20,7 +21,7 @@ from trading_assets.defs import (
 )
 from trading_assets.defs.resources import default_resources
 
-STAGE_MODULES = [reference, market_data, quality, features, signals, decisions, book, summary, labels, performance, signal_quality]
+STAGE_MODULES = [reference, market_data, quality, features, models, signals, decisions, book, summary, labels, performance, signal_quality]
 
 all_assets = dg.load_assets_from_modules(STAGE_MODULES)
 all_checks = dg.load_asset_checks_from_modules(STAGE_MODULES)

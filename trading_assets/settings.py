@@ -19,6 +19,8 @@ Environment variables:
     TRADING_BROKER          the live broker's name (execution.broker)
     TRADING_ALGO            execution algorithm: market_on_open (default), twap, vwap (execution.algo)
     TRADING_BROKER_URL      the broker's endpoint (default: its paper endpoint; execution.broker_url)
+    TRADING_MODELS_FIRST_TRAINING  no learned model trains before this session (ISO date; default: none)
+    TRADING_MODELS_MLFLOW   0 turns off MLflow logging of training runs (default 1)
 
 One Settings object per run: the environment is read once, here, at the edge (the CLI's process,
 or the code location's process for runs launched from the UI and schedules); the CLI turns its
@@ -200,6 +202,33 @@ class MetaBrainSettings:
 
 
 @dataclass(frozen=True)
+class ModelSettings:
+    """Learned models trained walk-forward (domain/models, domain/agents/trained.py; issue #12).
+
+    Cadence: session t retrains when its index counted from `anchor` (calendar sessions) is a multiple of
+    `cadence`, so a daily run and a range run retrain on the same sessions. Purge: a model trained at t
+    uses labels of decision dates s <= t - horizon - purge_extra sessions (and known_at <= t).
+    """
+
+    cadence: int = 21  # retrain every 21 sessions (about monthly)
+    anchor: date = date(2000, 1, 3)  # session 0 of the cadence count (fixed: never the run's window)
+    horizon: int = 1  # label horizon (sessions) the models learn: the labels table's h = 1
+    purge_extra: int = 1  # gap = horizon + this: last training label date <= t - horizon - 1
+    window_years: int = 0  # 0 = expanding window; N = sliding N years (a variant may override)
+    min_train_sessions: int = 252  # fewer label sessions in the window -> NOT_TRAINED (the model is silent)
+    first_training: date | None = None  # no training before this session (None = as soon as there is history)
+    max_train_rows: int = 200_000  # beyond this, every k-th session (k = ceil(rows / max)) from the last one back
+    num_threads: int = 1  # LightGBM threads (fixed: deterministic=True needs a fixed count; 1 measured faster on the shared 2-core box)
+    ic_window: int = 126  # rolling out-of-sample rank IC (label sessions) for Grinold's mu and the confidence
+    ic_min_sessions: int = 21  # fewer OOS label sessions -> the model is silent (NO_OOS_HISTORY)
+    confidence_full_t: float = 3.0  # confidence = clip(t-stat of the rolling OOS rank IC / this, 0, 1)
+    promotion_window: int = 126  # label sessions of the paired comparison challenger vs champion
+    promotion_t: float = 2.0  # a challenger replaces the champion when the paired t-statistic >= this
+    promotion_min_sessions: int = 63  # fewer paired sessions -> no promotion
+    mlflow: bool = True  # log every training run and version to the local MLflow store under data_dir/mlflow
+
+
+@dataclass(frozen=True)
 class RiskSettings:
     """Risk limits and adjustments (domain/risk.py). Fractions of NAV unless stated."""
 
@@ -291,6 +320,7 @@ class Settings:
     features: FeatureSettings = field(default_factory=FeatureSettings)
     agents: AgentSettings = field(default_factory=AgentSettings)
     meta: MetaBrainSettings = field(default_factory=MetaBrainSettings)
+    models: ModelSettings = field(default_factory=ModelSettings)
     risk: RiskSettings = field(default_factory=RiskSettings)
     execution: ExecutionSettings = field(default_factory=ExecutionSettings)
     costs: CostSettings = field(default_factory=CostSettings)
@@ -414,6 +444,10 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         seed=int(env.get("TRADING_SEED", "7")),
         workers=int(env.get("TRADING_WORKERS", "4")),
         quality=QualitySettings(on_systemic_fault=_systemic_fault_mode(env.get("TRADING_ON_SYSTEMIC_FAULT", "halt_session"))),
+        models=ModelSettings(
+            first_training=date.fromisoformat(env["TRADING_MODELS_FIRST_TRAINING"]) if env.get("TRADING_MODELS_FIRST_TRAINING") else None,
+            mlflow=env.get("TRADING_MODELS_MLFLOW", "1") not in ("0", "false", "no"),
+        ),
         execution=ExecutionSettings(
             initial_capital=capital,
             mode=_mode(env.get("TRADING_MODE", "paper")),

@@ -78,6 +78,7 @@ class _DecisionStats:
 def meta_decisions(context: dg.AssetExecutionContext, warehouse: WarehouseResource, pipeline: PipelineConfig) -> dg.MaterializeResult:
     settings = pipeline.settings()
     wh = warehouse.get()
+    wh.ensure_columns("model_outputs", {"role": "VARCHAR"})  # warehouses from before the trained agents
     start, end, sessions = window_of(context)
     symbols = universe_symbols(wh, pipeline)
     benchmarks = benchmark_symbols(wh, settings.benchmark)
@@ -88,8 +89,9 @@ def meta_decisions(context: dg.AssetExecutionContext, warehouse: WarehouseResour
         for lo, hi in session_blocks(sessions, len(symbols)):
             outputs = wh.read_window(
                 "model_outputs", lo, hi, symbols=symbols,
-                columns=["date", "symbol", "agent", "mu", "sigma", "confidence", "state"], order_by="date, symbol, agent",
+                columns=["date", "symbol", "agent", "mu", "sigma", "confidence", "state", "role"], order_by="date, symbol, agent",
             )  # fmt: skip
+            outputs = outputs.filter(pl.col("role").fill_null("heuristic") != "shadow").drop("role")  # shadows never reach the Meta-Brain
             quality = wh.read_window(
                 "data_quality_log", lo, hi, symbols=symbols, columns=["date", "symbol", "passed", "reason_codes"], order_by="date, symbol"
             )

@@ -25,11 +25,16 @@ from trading_assets.defs.reference import benchmark_symbols, universe_symbols
 from trading_assets.defs.resources import PipelineConfig, WarehouseResource
 from trading_assets.domain import calendar
 from trading_assets.domain.agents import AGENTS, REGIME_AGENT, agent_names, invalid_outputs, required_features, run_agents
+from trading_assets.defs.trained_outputs import trained_outputs, write_model_tables
 from trading_assets.store.staged_writes import replace_window_in_session_blocks
 from trading_assets.store.warehouse import Warehouse
 
 AGENT_OUTPUTS_VALID = "agent_outputs_valid"
-MODEL_OUTPUT_COLUMNS = ("date", "symbol", "agent", "mu", "sigma", "confidence", "explanation", "agent_version", "state", "run_id")
+HEURISTIC = "heuristic"
+MODEL_OUTPUT_COLUMNS = (
+    "date", "symbol", "agent", "mu", "sigma", "confidence", "explanation", "agent_version", "state", "score", "role", "model_version", "run_id",
+)  # fmt: skip
+TRAINED_COLUMNS = {"score": "DOUBLE", "role": "VARCHAR", "model_version": "VARCHAR"}
 def check_feature_columns(wh: Warehouse, needed: Sequence[str]) -> None:
     """A clear error when the features table lacks a column the agents read."""
     present = set(wh.read("SELECT column_name FROM information_schema.columns WHERE table_name = 'features'")["column_name"])
@@ -77,35 +82,51 @@ class _OutputStats:
     group_name="signals",
     partitions_def=SESSIONS,
     backfill_policy=SINGLE_RUN,
-    deps=[dg.AssetDep("features", partition_mapping=SAME_SESSION)],
+    deps=[
+        dg.AssetDep("features", partition_mapping=SAME_SESSION),
+        dg.AssetDep("model_training", partition_mapping=SAME_SESSION),
+        dg.AssetDep("labels", partition_mapping=SAME_SESSION),
+    ],
     description=(
-        "The six agents (momentum, mean_reversion, volatility, liquidity, pattern, regime) on each session's features: "
-        "one row per (session, symbol, agent) with mu and sigma (next-session return, decimals), confidence in [0, 1], "
-        "an explanation, the agent version, and the regime agent's market state. Table: model_outputs."
+        "The six heuristic agents (momentum, mean_reversion, volatility, liquidity, pattern, regime) and every trained "
+        "model variant (champions and shadow challengers: gbm_cross_section, gbm_ranker, trained_momentum) on each session's "
+        "features: one row per (session, symbol, agent) with mu and sigma (next-session return, decimals), confidence in "
+        "[0, 1], an explanation, the agent version, the regime agent's market state, a trained model's raw score, role "
+        "(heuristic | champion | shadow) and model version. Tables: model_outputs, model_versions, model_promotions."
     ),
     kinds={"duckdb", "polars"},
 )
 def agent_outputs(context: dg.AssetExecutionContext, warehouse: WarehouseResource, pipeline: PipelineConfig) -> dg.MaterializeResult:
     settings = pipeline.settings()
     wh = warehouse.get()
-    wh.ensure_columns("model_outputs", {"state": "VARCHAR"})  # warehouses created before the column existed
+    wh.ensure_columns("model_outputs", {"state": "VARCHAR", **TRAINED_COLUMNS})  # warehouses created before the columns existed
     start, end, sessions = window_of(context)
     symbols = universe_symbols(wh, pipeline)
     benchmarks = benchmark_symbols(wh, settings.benchmark)
     needed = required_features(settings.agents)
     check_feature_columns(wh, needed)
     stats = _OutputStats()
+    # trained agents first: a missing or corrupt model artifact fails the run here, before any write
+    tradable = [s for s in symbols if s not in set(benchmarks)]
+    trained = trained_outputs(wh, settings, sessions, tradable, context.run.run_id)
+    learned = trained["outputs"]
 
     def blocks() -> Iterator[tuple[date, date, pl.DataFrame]]:
         for lo, hi in session_blocks(sessions, len(symbols)):
             features = wh.read_window("features", lo, hi, symbols=symbols, columns=["date", "symbol", *needed], order_by="date, symbol")
             outputs = run_agents(features, settings.agents, benchmark=benchmarks[0] if benchmarks else None)
             del features
-            outputs = outputs.with_columns(run_id=pl.lit(context.run.run_id)).select(MODEL_OUTPUT_COLUMNS).sort("date", "symbol", "agent")
+            outputs = outputs.with_columns(
+                score=pl.lit(None, pl.Float64), role=pl.lit(HEURISTIC), model_version=pl.lit(None, pl.String), run_id=pl.lit(context.run.run_id)
+            )
+            mine = learned.filter((pl.col("date") >= lo) & (pl.col("date") <= hi)).with_columns(run_id=pl.lit(context.run.run_id))
+            outputs = pl.concat([outputs.select(MODEL_OUTPUT_COLUMNS), mine.select(MODEL_OUTPUT_COLUMNS)], how="vertical_relaxed")
+            outputs = outputs.sort("date", "symbol", "agent")
             stats.add(outputs, end)
             yield lo, hi, outputs
 
     replace_window_in_session_blocks(wh, "model_outputs", blocks(), start, end, symbols=symbols)
+    model_meta = write_model_tables(wh, settings, trained, start, end, context.run.run_id)
 
     regimes = stats.last.filter(pl.col("agent") == REGIME_AGENT)["state"].drop_nulls().unique().to_list() if stats.last.height else []
     return dg.MaterializeResult(
@@ -117,6 +138,7 @@ def agent_outputs(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
             "speaking_rows": stats.speaking,
             "symbols": len(stats.symbols),
             "agents": dg.MetadataValue.json(agent_names(AGENTS)),
+            **model_meta,
             "per_agent": dg.MetadataValue.json(
                 {
                     a: {"rows": int(r), "speaking": int(sp), "mean_confidence": round(t / n if n else 0.0, 4)}

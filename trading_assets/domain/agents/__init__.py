@@ -9,10 +9,12 @@ from trading_assets.domain.agents.regime import NEUTRAL, REGIMES, RISK_OFF, RISK
 from trading_assets.domain.agents.registry import (
     AGENTS,
     REGIME_AGENT,
+    TRAINED_AGENTS,
     agent_names,
     invalid_outputs,
     required_features,
     run_agents,
+    trained_variants,
 )
 
 __all__ = [
@@ -23,6 +25,8 @@ __all__ = [
     "OUTPUT_SCHEMA",
     "REGIMES",
     "REGIME_AGENT",
+    "TRAINED_AGENTS",
+    "trained_variants",
     "RISK_OFF",
     "RISK_ON",
     "ScoreAgent",

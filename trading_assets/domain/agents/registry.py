@@ -13,6 +13,10 @@ from trading_assets.domain.agents.momentum import MomentumAgent
 from trading_assets.domain.agents.pattern import PatternAgent
 from trading_assets.domain.agents.regime import RegimeAgent
 from trading_assets.domain.agents.volatility import VolatilityAgent
+from trading_assets.domain.agents.gbm_cross_section import GbmCrossSection
+from trading_assets.domain.agents.gbm_ranker import GbmRanker
+from trading_assets.domain.agents.trained import TrainedAgent, Variant
+from trading_assets.domain.agents.trained_momentum import TrainedMomentum
 from trading_assets.settings import AgentSettings
 
 AGENTS: tuple[Agent, ...] = (
@@ -24,6 +28,25 @@ AGENTS: tuple[Agent, ...] = (
     RegimeAgent(),
 )
 REGIME_AGENT = "regime"
+
+# Agents fitted on history at cadence sessions (trained.py): one module + one line here.
+TRAINED_AGENTS: tuple[TrainedAgent, ...] = (
+    GbmCrossSection(),
+    GbmRanker(),
+    TrainedMomentum(),
+)
+
+
+def trained_variants(agents: Sequence[TrainedAgent] = TRAINED_AGENTS, settings=None) -> list[tuple[TrainedAgent, Variant]]:
+    """Every (family, variant) pair, families in registry order, the initial champion first."""
+    from trading_assets.settings import ModelSettings
+
+    s = settings or ModelSettings()
+    pairs = [(a, v) for a in agents for v in a.variants(s)]
+    names = [v.name for _, v in pairs] + [a.name for a in AGENTS]
+    if len(set(names)) != len(names):
+        raise ValueError(f"agent and variant names must be unique: {names}")
+    return pairs
 
 
 def agent_names(agents: Sequence[Agent] = AGENTS) -> list[str]:

@@ -1,0 +1,88 @@
+"""Out-of-sample rank IC of a score, per session and rolling, point in time.
+
+Daily rank IC of a source on label date s (Spearman over the session's symbols with both a finite
+score and a valid label):
+
+    RIC_s = corr(rank(score_i,s), rank(label_i,s))         (average ranks; needs >= 3 symbols and
+                                                            non-constant ranks, else no value)
+
+Known at: RIC_s is known at known_at(s) (= the label's known_at, s + 1 + h). The rolling statistics
+"as of session t" use the last W values with known_at <= t:
+
+    n_t     = number of those values (<= W)
+    IC_t    = mean(RIC)
+    sd_t    = sample standard deviation (ddof = 1)
+    ICIR_t  = IC_t / sd_t
+    t_t     = IC_t / (sd_t / sqrt(n_t)) = ICIR_t * sqrt(n_t)
+
+A value is reported only when n_t >= min_sessions; sd_t = 0 gives no t-statistic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+
+import numpy as np
+import polars as pl
+
+
+def daily_rank_ic(scores: pl.DataFrame, labels: pl.DataFrame, source: str = "source", score: str = "score") -> pl.DataFrame:
+    """scores (date, symbol, <source>, <score>) x labels (date, symbol, known_at, fwd_return, valid)
+    -> (<source>, date, known_at, rank_ic, n), sorted by (source, date)."""
+    lab = labels.filter(pl.col("valid").fill_null(False) & pl.col("fwd_return").is_finite()).select(
+        "date", "symbol", "known_at", "fwd_return"
+    )
+    j = scores.select("date", "symbol", source, score).filter(pl.col(score).is_finite()).join(lab, on=["date", "symbol"], how="inner")
+    by = [source, "date"]
+    j = j.with_columns(
+        _rs=pl.col(score).rank("average").over(by).cast(pl.Float64),
+        _rl=pl.col("fwd_return").rank("average").over(by).cast(pl.Float64),
+    )
+    out = j.group_by(by).agg(
+        known_at=pl.col("known_at").max(),
+        n=pl.len().cast(pl.Int32),
+        rank_ic=pl.corr("_rs", "_rl"),
+    )
+    out = out.with_columns(rank_ic=pl.when((pl.col("n") >= 3) & pl.col("rank_ic").is_finite()).then(pl.col("rank_ic")))
+    return out.filter(pl.col("rank_ic").is_not_null()).select(source, "date", "known_at", "rank_ic", "n").sort(by)
+
+
+def rolling_ic_asof(
+    daily: pl.DataFrame, sessions: Sequence[date], window: int, min_sessions: int, source: str = "source"
+) -> pl.DataFrame:
+    """Rolling statistics of each source's daily rank IC as of each session t (values with known_at <= t,
+    the last `window` of them) -> (<source>, date = t, ic_n, ic_mean, ic_sd, ic_t), one row per
+    (source, session) where n >= min_sessions (other sessions: no row)."""
+    rows: dict[str, list] = {source: [], "date": [], "ic_n": [], "ic_mean": [], "ic_sd": [], "ic_t": []}
+    sess = np.array(sorted(sessions), dtype="datetime64[D]")
+    for (name,), g in daily.sort(source, "known_at", "date").group_by(source, maintain_order=True):
+        known = g["known_at"].to_numpy().astype("datetime64[D]")
+        vals = g["rank_ic"].to_numpy().astype(np.float64)
+        # cumulative sums give the last-W statistics at every prefix in O(1)
+        c1 = np.concatenate([[0.0], np.cumsum(vals)])
+        c2 = np.concatenate([[0.0], np.cumsum(vals * vals)])
+        upto = np.searchsorted(known, sess, side="right")  # values known at t: the first `upto`
+        lo = np.maximum(0, upto - window)
+        n = upto - lo
+        ok = n >= max(min_sessions, 2)
+        if not ok.any():
+            continue
+        s1 = c1[upto] - c1[lo]
+        s2 = c2[upto] - c2[lo]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = s1 / n
+            var = (s2 - n * mean * mean) / (n - 1)
+            sd = np.sqrt(np.maximum(var, 0.0))
+            t = np.where(sd > 1e-12, mean / (sd / np.sqrt(n)), np.nan)
+        idx = np.nonzero(ok)[0]
+        rows[source].extend([name] * len(idx))
+        rows["date"].extend(sess[idx].astype(object).tolist())
+        rows["ic_n"].extend(n[idx].tolist())
+        rows["ic_mean"].extend(mean[idx].tolist())
+        rows["ic_sd"].extend(sd[idx].tolist())
+        rows["ic_t"].extend([None if np.isnan(v) else float(v) for v in t[idx]])
+    return pl.DataFrame(
+        rows,
+        schema={source: pl.String, "date": pl.Date, "ic_n": pl.Int32, "ic_mean": pl.Float64, "ic_sd": pl.Float64, "ic_t": pl.Float64},
+    ).sort(source, "date")

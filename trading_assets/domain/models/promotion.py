@@ -1,0 +1,66 @@
+"""Champion / challenger: who of a family's variants reaches the Meta-Brain, decided at each training session.
+
+At training session t, with RIC_v(s) the daily out-of-sample rank IC of variant v on label date s
+(oos.daily_rank_ic) and only label dates known at t (known_at <= t): for each challenger c, over the
+last W = promotion_window label dates where both c and the champion k have a value,
+
+    d_s = RIC_c(s) - RIC_k(s)
+    t_c = mean(d) / (sd(d) / sqrt(n))          (paired t-statistic, sd with ddof 1; n = those dates)
+
+The challenger with the largest t_c replaces the champion when t_c >= promotion_t and
+n >= promotion_min_sessions (action "promote"; the old champion becomes a shadow challenger);
+otherwise the champion stays ("keep"). With no decision before, the family's first variant is the
+champion ("initial").
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from datetime import date
+
+import polars as pl
+
+from trading_assets.settings import ModelSettings
+
+
+def paired_t(daily: pl.DataFrame, challenger: str, champion: str, t: date, window: int) -> tuple[float | None, int, float | None, float | None]:
+    """(t-statistic, n, mean IC of the challenger, mean IC of the champion) over the last `window` common
+    label dates known at t. daily: agent, date, known_at, rank_ic."""
+    known = daily.filter(pl.col("known_at") <= t)
+    a = known.filter(pl.col("agent") == challenger).select("date", c=pl.col("rank_ic"))
+    b = known.filter(pl.col("agent") == champion).select("date", k=pl.col("rank_ic"))
+    j = a.join(b, on="date", how="inner").sort("date").tail(window)
+    n = j.height
+    if n < 2:
+        return None, n, None, None
+    d = (j["c"] - j["k"]).to_numpy()
+    mean = float(d.mean())
+    sd = float(d.std(ddof=1))
+    stat = mean / (sd / math.sqrt(n)) if sd > 1e-12 else None
+    return stat, n, float(j["c"].mean()), float(j["k"].mean())
+
+
+def decide(family: str, variants: Sequence[str], champion: str | None, daily: pl.DataFrame, t: date, settings: ModelSettings) -> dict:
+    """The family's decision at training session t (a model_promotions row, without run_id)."""
+    if champion is None or champion not in variants:
+        return {"date": t, "family": family, "champion": variants[0], "previous": champion, "action": "initial", "best_challenger": None,
+                "t_stat": None, "n_sessions": 0, "champion_ic": None, "challenger_ic": None, "details": "{}"}  # fmt: skip
+    details = {}
+    best = None
+    for c in variants:
+        if c == champion:
+            continue
+        stat, n, ic_c, ic_k = paired_t(daily, c, champion, t, settings.promotion_window)
+        details[c] = {"t": stat, "n": n, "challenger_ic": ic_c, "champion_ic": ic_k}
+        if stat is not None and n >= settings.promotion_min_sessions and (best is None or stat > details[best]["t"]):
+            best = c
+    promote = best is not None and details[best]["t"] >= settings.promotion_t
+    pick = details.get(best, {}) if best else {}
+    return {
+        "date": t, "family": family, "champion": best if promote else champion, "previous": champion,
+        "action": "promote" if promote else "keep", "best_challenger": best, "t_stat": pick.get("t"), "n_sessions": pick.get("n", 0),
+        "champion_ic": pick.get("champion_ic"), "challenger_ic": pick.get("challenger_ic"),
+        "details": json.dumps(details, sort_keys=True),
+    }  # fmt: skip

@@ -1,0 +1,166 @@
+"""model_training and the trained agents in agent_outputs, materialized through Dagster on a real DuckDB file:
+walk-forward retrains inside a range run exactly as daily runs would, roles and versions recorded,
+artifacts checked, MLflow's real local registry, a corrupt artifact fails the run naming the file."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from trading_assets.defs import models as model_defs
+from trading_assets.defs import resources as res
+from trading_assets.defs import signals as sig_defs
+from trading_assets.defs.resources import PipelineConfig, WarehouseResource
+from trading_assets.domain import calendar
+from trading_assets.domain.models import training
+from trading_assets.settings import load_settings
+from trading_assets_tests.models.fixtures import LABEL_SQL, market
+
+FIRST, LAST = date(2024, 1, 2), date(2025, 1, 31)
+WINDOW = (date(2024, 10, 1), date(2025, 1, 31))
+ASSETS = [model_defs.model_training, sig_defs.agent_outputs]
+
+
+def _settings(mlflow: bool = False):
+    s = load_settings()
+    return s.replace(models=dataclasses.replace(s.models, min_train_sessions=120, max_train_rows=3_000, mlflow=mlflow,
+                                                ic_min_sessions=10, promotion_min_sessions=20))  # fmt: skip
+
+
+@pytest.fixture
+def small_models(monkeypatch):
+    monkeypatch.setattr(PipelineConfig, "settings", lambda self: _settings())
+
+
+def fill(wh, n_symbols: int = 12) -> None:
+    f, lab = market(FIRST, LAST, n_symbols=n_symbols)
+    syms = sorted(f["symbol"].unique().to_list())
+    wh.replace_table("universe", pl.DataFrame({
+        "symbol": [*syms, "SPY"], "name": [*syms, "spy"], "sector": ["Tech"] * len(syms) + ["Index"],
+        "is_benchmark": [False] * len(syms) + [True], "source_file": ["test"] * (len(syms) + 1)}))  # fmt: skip
+    cols = [c for c in f.columns if c not in ("date", "symbol", "feature_version")]
+    wh.ensure_columns("features", {c: "DOUBLE" for c in cols})
+    f = f.with_columns(history_rows=pl.lit(300, pl.Int32), quality_flagged=pl.lit(False), benchmark_available=pl.lit(True))
+    wh.replace_window("features", f, FIRST, LAST)
+    with wh.connect() as con:
+        con.execute(LABEL_SQL)
+    wh.replace_window("labels", lab.select("date", "symbol", "horizon", "entry_date", "exit_date", "known_at", "fwd_return", "bench_return",
+                                           "universe_return", "excess_return", "valid", "reason", "run_id"), FIRST, LAST)  # fmt: skip
+
+
+def _resources(wh) -> dict:
+    return {"warehouse": WarehouseResource(db_path=str(wh.db_path), audit_dir=str(wh.audit_dir)), "pipeline": PipelineConfig()}
+
+
+def _range(a: date, b: date) -> dict:
+    return {"dagster/asset_partition_range_start": str(a), "dagster/asset_partition_range_end": str(b)}
+
+
+def _runs(wh) -> pl.DataFrame:
+    return wh.read("SELECT * EXCLUDE (run_id, fit_seconds, mlflow_run_id) FROM model_training_runs ORDER BY date, agent")
+
+
+def _trained_rows(wh) -> pl.DataFrame:
+    return wh.read("SELECT * EXCLUDE (run_id) FROM model_outputs WHERE role <> 'heuristic' ORDER BY date, symbol, agent")
+
+
+def test_range_run_retrains_inside_the_walk_like_daily_runs(warehouse, small_models, tmp_path):
+    wh = warehouse
+    fill(wh)
+    ranged = dg.materialize(ASSETS, tags=_range(*WINDOW), resources=_resources(wh))
+    assert ranged.success
+    days = training.training_sessions(*WINDOW, _settings().models)
+    runs = _runs(wh)
+    assert sorted(set(runs["date"])) == days and len(days) >= 4
+    assert set(runs["status"]) == {training.TRAINED}
+    # the purge: the last label date of every training is two sessions before it
+    for r in runs.iter_rows(named=True):
+        assert r["last_label_date"] == calendar.lookback_start(r["date"], 2)
+        assert (Path(wh.db_path).parent / r["artifact_path"]).exists()
+    # the version serving a session is the latest training at or before it
+    mv = wh.read("SELECT * FROM model_versions WHERE agent = 'gbm_cross_section' ORDER BY date")
+    first = mv.filter(pl.col("date") < days[0])
+    assert first["model_version"].null_count() == first.height  # before the first training: NOT_TRAINED
+    served = mv.filter(pl.col("date") >= days[0]).join(
+        runs.filter(pl.col("agent") == "gbm_cross_section").select(train_date="date", v="model_version"), on="train_date")
+    assert served.height == mv.filter(pl.col("date") >= days[0]).height and (served["model_version"] == served["v"]).all()
+    out = _trained_rows(wh)
+    early = out.filter(pl.col("date") < days[0])
+    assert (early["confidence"] == 0).all() and early["explanation"].str.contains("NOT_TRAINED").all()
+    late = out.filter((pl.col("date") == WINDOW[1]) & (pl.col("agent") == "gbm_cross_section"))
+    assert (late["role"] == "champion").all() and (late["confidence"] > 0).all()  # the planted signal was learned and earned
+    assert set(out.filter(pl.col("agent").str.contains(r"\."))["role"]) == {"shadow"}
+    meta = ranged.asset_materializations_for_node("model_training")[0].metadata
+    assert meta["trained"].value == 6 * len(days)
+
+    # the same sessions as daily / shorter runs on a fresh warehouse: identical runs, versions, outputs, files
+    from trading_assets.store.warehouse import Warehouse
+
+    other = Warehouse(tmp_path / "other" / "trading.duckdb", tmp_path / "other" / "audit")
+    other.ensure_schema()
+    fill(other)
+    sessions = calendar.sessions(*WINDOW)
+    cut = sessions.index(days[2])
+    assert dg.materialize(ASSETS, tags=_range(sessions[0], sessions[cut - 1]), resources=_resources(other)).success
+    for d in sessions[cut : cut + 2]:
+        assert dg.materialize(ASSETS, partition_key=str(d), resources=_resources(other)).success
+    assert dg.materialize(ASSETS, tags=_range(sessions[cut + 2], sessions[-1]), resources=_resources(other)).success
+    assert _runs(other).equals(runs)
+    assert _trained_rows(other).equals(out)
+    for r in runs.iter_rows(named=True):
+        assert (Path(other.db_path).parent / r["artifact_path"]).read_bytes() == (Path(wh.db_path).parent / r["artifact_path"]).read_bytes()
+
+    # a non-training session is a no-op with metadata
+    quiet = next(d for d in sessions if d not in days)
+    r = dg.materialize([model_defs.model_training], partition_key=str(quiet), resources=_resources(wh))
+    m = r.asset_materializations_for_node("model_training")[0].metadata
+    assert m["trained"].value == 0 and "no training session" in m["no_op"].value
+
+    # a corrupt artifact: the run fails naming the file, before writing any output
+    victim = runs.filter(pl.col("agent") == "gbm_ranker")["artifact_path"][-1]
+    (Path(wh.db_path).parent / victim).write_bytes(b"garbage")
+    before = wh.table_hash("model_outputs")
+    bad = dg.materialize([sig_defs.agent_outputs], partition_key=str(WINDOW[1]), resources=_resources(wh), raise_on_error=False)
+    assert not bad.success
+    failure = [e for e in bad.all_events if e.event_type_value == "STEP_FAILURE"][0].event_specific_data.error
+    text = failure.to_string() + (failure.cause.to_string() if failure.cause else "")
+    assert victim in text and "corrupt" in text
+    assert wh.table_hash("model_outputs") == before
+
+
+def test_mlflow_registry_records_runs_versions_and_aliases(warehouse, monkeypatch):
+    wh = warehouse
+    fill(wh, n_symbols=8)
+    monkeypatch.setattr(PipelineConfig, "settings", lambda self: _settings(mlflow=True))
+    days = training.training_sessions(*WINDOW, _settings().models)
+    # never the network: any non-loopback connection fails the test
+    import socket
+
+    real = socket.socket.connect
+
+    def guarded(self, addr):
+        if isinstance(addr, tuple) and addr[0] not in ("127.0.0.1", "::1", "localhost"):
+            raise AssertionError(f"network access to {addr}")
+        return real(self, addr)
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+    assert dg.materialize(ASSETS, tags=_range(days[0], days[1]), resources=_resources(wh)).success
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{Path(wh.db_path).parent / 'mlflow' / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    runs = wh.read("SELECT * FROM model_training_runs ORDER BY date, agent")
+    assert runs["mlflow_run_id"].null_count() == 0
+    r = client.get_run(runs["mlflow_run_id"][0])
+    assert r.data.params["model_version"] == runs["model_version"][0]
+    assert r.data.params["purge_sessions"] == "2" and "is_rank_ic" in r.data.metrics
+    champ = client.get_model_version_by_alias("gbm_cross_section", "champion")
+    last = runs.filter((pl.col("agent") == "gbm_cross_section") & (pl.col("date") == days[1]))["model_version"][0]
+    assert champ.tags["model_version"] == last
+    chal = client.get_model_version_by_alias("gbm_cross_section", "challenger")
+    assert chal.tags["agent"] == "gbm_cross_section.sliding3y"
