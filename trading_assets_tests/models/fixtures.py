@@ -16,13 +16,6 @@ from trading_assets.defs.models import model_feature_columns
 from trading_assets.domain import calendar
 from trading_assets.settings import ModelSettings
 
-LABEL_SQL = """
-CREATE TABLE IF NOT EXISTS labels (
-    date DATE NOT NULL, symbol VARCHAR NOT NULL, horizon INTEGER NOT NULL, entry_date DATE, exit_date DATE,
-    known_at DATE NOT NULL, fwd_return DOUBLE, bench_return DOUBLE, universe_return DOUBLE, excess_return DOUBLE,
-    valid BOOLEAN, reason VARCHAR, run_id VARCHAR, PRIMARY KEY (date, symbol, horizon)
-)
-"""
 
 
 def market(start: date, end: date, n_symbols: int = 30, seed: int = 3, signal: float = 0.004) -> tuple[pl.DataFrame, pl.DataFrame]:

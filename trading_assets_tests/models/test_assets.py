@@ -13,28 +13,24 @@ import polars as pl
 import pytest
 
 from trading_assets.defs import models as model_defs
-from trading_assets.defs import resources as res
 from trading_assets.defs import signals as sig_defs
 from trading_assets.defs.resources import PipelineConfig, WarehouseResource
 from trading_assets.domain import calendar
 from trading_assets.domain.models import training
 from trading_assets.settings import load_settings
-from trading_assets_tests.models.fixtures import LABEL_SQL, market
+from trading_assets_tests.models.fixtures import market
 
 FIRST, LAST = date(2024, 1, 2), date(2025, 1, 31)
 WINDOW = (date(2024, 10, 1), date(2025, 1, 31))
 ASSETS = [model_defs.model_training, sig_defs.agent_outputs]
 
 
+MODELS = {"min_train_sessions": 120, "max_train_rows": 3_000, "mlflow": False, "ic_min_sessions": 10, "promotion_min_sessions": 20}
+
+
 def _settings(mlflow: bool = False):
     s = load_settings()
-    return s.replace(models=dataclasses.replace(s.models, min_train_sessions=120, max_train_rows=3_000, mlflow=mlflow,
-                                                ic_min_sessions=10, promotion_min_sessions=20))  # fmt: skip
-
-
-@pytest.fixture
-def small_models(monkeypatch):
-    monkeypatch.setattr(PipelineConfig, "settings", lambda self: _settings())
+    return s.replace(models=dataclasses.replace(s.models, **{**MODELS, "mlflow": mlflow}))
 
 
 def fill(wh, n_symbols: int = 12) -> None:
@@ -47,14 +43,15 @@ def fill(wh, n_symbols: int = 12) -> None:
     wh.ensure_columns("features", {c: "DOUBLE" for c in cols})
     f = f.with_columns(history_rows=pl.lit(300, pl.Int32), quality_flagged=pl.lit(False), benchmark_available=pl.lit(True))
     wh.replace_window("features", f, FIRST, LAST)
-    with wh.connect() as con:
-        con.execute(LABEL_SQL)
     wh.replace_window("labels", lab.select("date", "symbol", "horizon", "entry_date", "exit_date", "known_at", "fwd_return", "bench_return",
                                            "universe_return", "excess_return", "valid", "reason", "run_id"), FIRST, LAST)  # fmt: skip
 
 
-def _resources(wh) -> dict:
-    return {"warehouse": WarehouseResource(db_path=str(wh.db_path), audit_dir=str(wh.audit_dir)), "pipeline": PipelineConfig()}
+def _resources(wh, mlflow: bool = False) -> dict:
+    return {
+        "warehouse": WarehouseResource(db_path=str(wh.db_path), audit_dir=str(wh.audit_dir)),
+        "pipeline": PipelineConfig(settings_overrides={"models": {**MODELS, "mlflow": mlflow}}),
+    }
 
 
 def _range(a: date, b: date) -> dict:
@@ -69,7 +66,7 @@ def _trained_rows(wh) -> pl.DataFrame:
     return wh.read("SELECT * EXCLUDE (run_id) FROM model_outputs WHERE role <> 'heuristic' ORDER BY date, symbol, agent")
 
 
-def test_range_run_retrains_inside_the_walk_like_daily_runs(warehouse, small_models, tmp_path):
+def test_range_run_retrains_inside_the_walk_like_daily_runs(warehouse, tmp_path):
     wh = warehouse
     fill(wh)
     ranged = dg.materialize(ASSETS, tags=_range(*WINDOW), resources=_resources(wh))
@@ -136,7 +133,6 @@ def test_range_run_retrains_inside_the_walk_like_daily_runs(warehouse, small_mod
 def test_mlflow_registry_records_runs_versions_and_aliases(warehouse, monkeypatch):
     wh = warehouse
     fill(wh, n_symbols=8)
-    monkeypatch.setattr(PipelineConfig, "settings", lambda self: _settings(mlflow=True))
     days = training.training_sessions(*WINDOW, _settings().models)
     # never the network: any non-loopback connection fails the test
     import socket
@@ -149,7 +145,7 @@ def test_mlflow_registry_records_runs_versions_and_aliases(warehouse, monkeypatc
         return real(self, addr)
 
     monkeypatch.setattr(socket.socket, "connect", guarded)
-    assert dg.materialize(ASSETS, tags=_range(days[0], days[1]), resources=_resources(wh)).success
+    assert dg.materialize(ASSETS, tags=_range(days[0], days[1]), resources=_resources(wh, mlflow=True)).success
     from mlflow import MlflowClient
 
     uri = f"sqlite:///{Path(wh.db_path).parent / 'mlflow' / 'mlflow.db'}"

@@ -85,7 +85,8 @@ def _definitions_from(history_start: date):
     from trading_assets import defs as pkg
 
     importlib.reload(partitions)
-    for name in ("reference", "summary", "market_data", "quality", "features", "signals", "decisions", "book", "labels", "performance", "signal_quality", "automation"):
+    for name in ("reference", "summary", "market_data", "quality", "features", "labels", "models", "trained_outputs", "signals", "decisions", "book",
+                 "performance", "signal_quality", "automation"):
         importlib.reload(importlib.import_module(f"{pkg.__name__}.{name}"))
     from trading_assets import definitions
 

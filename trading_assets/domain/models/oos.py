@@ -1,9 +1,9 @@
 """Out-of-sample rank IC of a score, per session and rolling, point in time.
 
-Daily rank IC of a source on label date s (Spearman over the session's symbols with both a finite
-score and a valid label):
+Daily rank IC of a source on label date s: the research record's Spearman rank IC
+(domain/evaluation/ic.py::session_metrics) of the score against the label fwd_return (h = 1):
 
-    RIC_s = corr(rank(score_i,s), rank(label_i,s))         (average ranks; needs >= 3 symbols and
+    RIC_s = corr(rank(score_i,s), rank(fwd_return_i,s))    (average ranks; needs >= 3 symbols and
                                                             non-constant ranks, else no value)
 
 Known at: RIC_s is known at known_at(s) (= the label's known_at, s + 1 + h). The rolling statistics
@@ -26,26 +26,23 @@ from datetime import date
 import numpy as np
 import polars as pl
 
+from trading_assets.domain.evaluation import ic
+
 
 def daily_rank_ic(scores: pl.DataFrame, labels: pl.DataFrame, source: str = "source", score: str = "score") -> pl.DataFrame:
-    """scores (date, symbol, <source>, <score>) x labels (date, symbol, known_at, fwd_return, valid)
-    -> (<source>, date, known_at, rank_ic, n), sorted by (source, date)."""
-    lab = labels.filter(pl.col("valid").fill_null(False) & pl.col("fwd_return").is_finite()).select(
-        "date", "symbol", "known_at", "fwd_return"
+    """scores (date, symbol, <source>, <score>) x labels (date, symbol, known_at, fwd_return, valid[, horizon])
+    -> (<source>, date, known_at, rank_ic, n), sorted by (source, date). The per-session rank IC is the
+    research record's (domain/evaluation/ic.py::session_metrics on fwd_return: the same number signal_quality
+    reports), kept where it exists (n >= 3, non-constant ranks)."""
+    lab = labels if "horizon" in labels.columns else labels.with_columns(horizon=pl.lit(1, pl.Int32))
+    sc = scores.select("date", "symbol", pl.col(source).alias("source"), pl.col(score).alias("score"))
+    if sc.height == 0 or lab.height == 0:
+        return pl.DataFrame(schema={source: pl.String, "date": pl.Date, "known_at": pl.Date, "rank_ic": pl.Float64, "n": pl.Int32})
+    daily = ic.session_metrics(sc, lab.select("date", "symbol", "horizon", "known_at", "fwd_return", "valid"), label="fwd_return")
+    out = daily.filter(pl.col("rank_ic").is_not_null() & pl.col("rank_ic").is_finite()).select(
+        pl.col("source").alias(source), "date", "known_at", "rank_ic", pl.col("n").cast(pl.Int32)
     )
-    j = scores.select("date", "symbol", source, score).filter(pl.col(score).is_finite()).join(lab, on=["date", "symbol"], how="inner")
-    by = [source, "date"]
-    j = j.with_columns(
-        _rs=pl.col(score).rank("average").over(by).cast(pl.Float64),
-        _rl=pl.col("fwd_return").rank("average").over(by).cast(pl.Float64),
-    )
-    out = j.group_by(by).agg(
-        known_at=pl.col("known_at").max(),
-        n=pl.len().cast(pl.Int32),
-        rank_ic=pl.corr("_rs", "_rl"),
-    )
-    out = out.with_columns(rank_ic=pl.when((pl.col("n") >= 3) & pl.col("rank_ic").is_finite()).then(pl.col("rank_ic")))
-    return out.filter(pl.col("rank_ic").is_not_null()).select(source, "date", "known_at", "rank_ic", "n").sort(by)
+    return out.sort(source, "date")
 
 
 def rolling_ic_asof(
