@@ -27,7 +27,8 @@ T = SHORT[24]  # the cut: 25 sessions known (the book trades from the 21st), 5 a
 SHIFTS = {"JPM": SHORT[15], "XOM": SHORT[23]}  # level shifts (x 0.7 from that session on), no action recorded
 DATED = ("price_history", "corporate_actions", "data_quality_log", "session_quality", "inferred_actions", "features",
          "model_outputs", "decisions", "risk_decisions", "orders", "fills", "executions", "positions", "portfolio", "cycle_meta",
-         "performance", "performance_metrics", "performance_attribution")
+         "performance", "performance_metrics", "performance_attribution",
+         "model_training_runs", "model_versions", "model_promotions")
 # tables whose partition column is known_at (a row about session `date` is written when it is known)
 KNOWN_AT = ("labels", "signal_quality")
 PRICES = ("open", "high", "low", "close", "adj_close")
