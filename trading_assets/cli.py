@@ -6,7 +6,8 @@ JSON on stdout (logs go to stderr) and stores it in cycle_meta.
 
     trading-cycle --test                       5 symbols x 1 year of the synthetic market, offline
     trading-cycle [--date D | --start D --end D] [--source yfinance|local|synthetic] [--data-dir DIR ...]
-                  [--universe FILE] [--symbols A,B] [--workers N] [--paper | --live]
+                  [--universe FILE] [--symbols A,B] [--workers N] [--paper | --live --confirm-live]
+                  [--algo market_on_open|twap|vwap] [--dry-run]
     trading-cycle explain --date D --symbol S [--json]
     trading-cycle features                     the feature catalog
     trading-cycle report --start D --end D [--out FILE.html]   HTML tear sheet of a period, read-only
@@ -98,6 +99,10 @@ def _run_parser() -> argparse.ArgumentParser:
     p.add_argument("--settings", metavar="JSON",
                    help='settings fields to override, nested by section, e.g. \'{"execution": {"algo": "twap"}}\' '
                         "(applied after the other flags)")
+    p.add_argument("--algo", choices=("market_on_open", "twap", "vwap"),
+                   help="execution algorithm of the orders (default: TRADING_ALGO, else market_on_open)")
+    p.add_argument("--dry-run", action="store_true", help="print and audit the orders that would be sent; send nothing")
+    p.add_argument("--confirm-live", action="store_true", help="required with --live (unless --dry-run): orders go to the broker")
     return p
 
 
@@ -159,6 +164,8 @@ def _build_settings(args: argparse.Namespace) -> tuple["Settings", date, date]:
     mode = "live" if args.live else "paper" if args.paper else None
     if mode:
         changes["execution"] = dataclasses.replace(settings.execution, mode=mode)
+    if args.algo:
+        changes["execution"] = dataclasses.replace(changes.get("execution", settings.execution), algo=args.algo)
     settings = settings.replace(**changes) if changes else settings
     if args.settings:
         try:
@@ -255,12 +262,19 @@ def run_cycle(args: argparse.Namespace) -> int:
 
     mode = settings.execution.mode
     if mode == "live":
-        from trading_assets.domain.execution import BrokerNotConfigured, get_broker
+        from trading_assets.brokers import get_broker
+        from trading_assets.domain.execution import BrokerNotConfigured
 
         try:
-            get_broker(settings)
+            get_broker(settings)  # a configured broker and its keys (from the environment, never printed)
         except BrokerNotConfigured as exc:
             raise CliError(f"--live refused: {exc}") from exc
+        if not (args.confirm_live or args.dry_run):
+            raise CliError("--live refused: add --confirm-live to send orders to the broker "
+                           f"({settings.execution.broker}, {settings.execution.broker_url or 'its paper endpoint'}), "
+                           "or --dry-run to see them without sending")
+        if start != end and not args.dry_run:
+            raise CliError("--live runs one session at a time (--date D); backfill the history in paper mode first")
 
     home = _dagster_environment()
     _install_instance_config(home)
@@ -270,6 +284,8 @@ def run_cycle(args: argparse.Namespace) -> int:
     from trading_assets.definitions import defs
 
     run_config = run_config_for(settings, symbols)
+    if args.dry_run:
+        run_config["resources"]["pipeline"]["config"]["dry_run"] = True
     tags = {"trading/source": "cli", "trading/mode": mode}
     if start == end:
         partition_kw = {"partition_key": end.isoformat()}
@@ -310,6 +326,14 @@ def run_cycle(args: argparse.Namespace) -> int:
     from trading_assets.store.warehouse import Warehouse
 
     wh = Warehouse(settings.db_path, settings.audit_dir)
+    if args.dry_run:
+        would = wh.read("SELECT payload FROM audit_log WHERE run_id = ? AND event_type = 'dry_run' ORDER BY symbol",
+                        [result.run_id])["payload"].to_list()
+        print(f"trading-cycle: dry run, nothing sent: {len(would)} orders would be sent", file=sys.stderr)
+        for text in would:
+            t = json.loads(text)
+            print(f"  would send: {t['side']} {t['quantity']} {t['symbol']} {t['order_type']} {t['time_in_force']} "
+                  f"client_order_id={t['client_order_id']}", file=sys.stderr)
     row = wh.read("SELECT summary, duration_seconds, created_at FROM cycle_meta WHERE date = ?", [end]).row(0, named=True)
     summary = json.loads(row["summary"])
     out = {

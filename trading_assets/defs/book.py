@@ -20,13 +20,14 @@ import dagster as dg
 
 from trading_assets.defs.book_checks import (CHECK_DECISIONS_WITHIN_LIMITS, CHECK_POSITIONS_MATCH_FILLS,
                                              CHECK_UNIQUE_ORDER_IDS)
-from trading_assets.defs.book_inputs import CVAR_LOOKBACK_SESSIONS
+from trading_assets.brokers import get_broker
+from trading_assets.defs import live as live_session
+from trading_assets.defs.book_inputs import CVAR_LOOKBACK_SESSIONS, cycle_id_for
 from trading_assets.defs.book_metadata import results
 from trading_assets.defs.book_walk import write_book
 from trading_assets.defs.book_writes import BOOK_TABLES
 from trading_assets.defs.partitions import SAME_SESSION, SESSIONS, SINGLE_RUN, lookback, window_of
 from trading_assets.defs.resources import PipelineConfig, WarehouseResource
-from trading_assets.domain import execution as ex
 from trading_assets.settings import Settings
 
 __all__ = ["book", "BOOK_TABLES", "CHECK_DECISIONS_WITHIN_LIMITS", "CHECK_UNIQUE_ORDER_IDS",
@@ -90,8 +91,18 @@ def book_settings(pipeline: PipelineConfig) -> Settings:
 )
 def book(context, warehouse: WarehouseResource, pipeline: PipelineConfig):
     settings = book_settings(pipeline)
-    broker = ex.get_broker(settings)  # refuses live mode without a broker before anything is written
     _, _, sessions = window_of(context)
-    written = write_book(warehouse.get(), settings, broker, sessions, context.run.run_id,
-                         list(pipeline.symbols) or None)  # read inputs, run the book, write, audit
+    wh = warehouse.get()
+    is_live = settings.execution.mode == "live"
+    live_session.check_window(sessions, is_live and not pipeline.dry_run)
+    live = None
+    if is_live or pipeline.dry_run:
+        live = live_session.LiveSession(wh, None, context.run.run_id, cycle_id_for(sessions[-1], settings), sessions[-1],
+                                        pipeline.dry_run, settings.execution.cash_tolerance, log=context.log.info)
+    # refuses live mode without a broker or its keys before anything is written
+    broker = get_broker(settings, on_event=live.on_event) if is_live else get_broker(settings)
+    if is_live:
+        live.broker = broker
+    written = write_book(wh, settings, broker, sessions, context.run.run_id,
+                         list(pipeline.symbols) or None, live=live)  # read inputs, run the book, write, audit, send
     yield from results(written, settings, broker, sessions)

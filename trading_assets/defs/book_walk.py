@@ -68,6 +68,8 @@ class BookWrite:
     limit_breaches: list[dict] = dataclasses.field(default_factory=list)
     duplicate_order_ids: list[str] = dataclasses.field(default_factory=list)
     position_mismatches: list[dict] = dataclasses.field(default_factory=list)
+    final_state: pf.BookState | None = None  # the book after the window (its pending orders: the last session's)
+    executions: int = 0  # child orders written
 
     @property
     def last_portfolio_row(self) -> dict:
@@ -76,15 +78,23 @@ class BookWrite:
 
 
 def write_book(wh: Warehouse, settings: Settings, broker: ex.Broker, sessions: list[date], run_id: str,
-               symbols: list[str] | None = None) -> BookWrite:
-    """Walk the window's sessions and write the book: the asset's body without Dagster."""
+               symbols: list[str] | None = None, live=None) -> BookWrite:
+    """Walk the window's sessions and write the book: the asset's body without Dagster.
+
+    live (defs/live.LiveSession, live or dry-run runs): reconciles with the broker after the walk and
+    before any write (a difference writes nothing, sends nothing), sends the last session's orders
+    after the writes."""
     inputs = book_inputs.read_inputs(wh, sessions, settings, symbols)
     blocks = write_blocks(sessions, inputs.n_symbols, _WRITE_BLOCK_ROWS)
     with book_writes.Stage(wh, run_id, single=len(blocks) == 1) as stage:
         w = run_blocks(inputs, blocks, settings, broker, stage)
+        if live is not None:
+            live.reconcile(w.final_state)
         book_writes.write_tables(wh, stage, sessions[0], sessions[-1])
         w.audit_events = sum(book_audit.append_audit(wh, out, inputs.provenance, run_id, settings)
                              for out in stage.outputs())
+    if live is not None:
+        live.send(w.final_state)
     return w
 
 
@@ -117,12 +127,14 @@ def run_blocks(inputs: book_inputs.BookInputs, blocks: list[list[date]], setting
         commission.append(filled["commission"])
         slippage.append(filled["slippage_cost"])
         w.position_rows += out.positions.height
+        w.executions += out.executions.height
         w.position_mismatches += book_checks.check_positions(out, prev_qty, block)
         last_pos = out.positions.filter(pl.col("date") == block[-1])
         prev_qty = dict(zip(last_pos["symbol"].to_list(), last_pos["quantity"].to_list()))
         portfolios.append(out.portfolio)
         stage.add(block, out)
         del out, rd, filled
+    w.final_state = state
     ids = pl.concat(order_ids)
     w.duplicate_order_ids = ids.to_frame().group_by("order_id").len().filter(pl.col("len") > 1)["order_id"].to_list()
     # one contiguous column each, summed as the whole window's column was

@@ -119,6 +119,8 @@ class PipelineConfig(dg.ConfigurableResource):
     seed: int = -1
     workers: int = 0
     mode: str = ""
+    dry_run: bool = False  # the book prints and audits the orders it would send, sends nothing (not a Settings field:
+    #                        a dry run must make the same orders, same ids, as the run it rehearses)
 
     _settings = PrivateAttr(default=None)
 

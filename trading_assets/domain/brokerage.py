@@ -152,21 +152,33 @@ def opg_window_open(now: datetime) -> bool:
 
 def fill_rows_from_broker(orders: list[tuple], polled: dict[str, BrokerOrder | None], fill_date: date,
                           opens: dict[str, float], split_ratios: dict[str, float]) -> list[tuple]:
-    """The book's FILL_SCHEMA rows for `orders` (ORDER_SCHEMA rows) from the broker's report."""
+    """The book's FILL_SCHEMA rows for `orders` (ORDER_SCHEMA rows) from the broker's report.
+
+    The per-parent columns: ordered = the order's shares, algo = market_on_open (OPG), arrival = the
+    session's open, shortfall_arrival_bps = e (avg - open) / open * 1e4; the VWAP proxy is not known
+    here (NULL); an OPG order's unfilled part is cancelled by the exchange after the auction."""
     rows = []
     for row in sorted(orders, key=lambda r: r[2]):
         oid, odate, sym, side, qty = row[:5]
+        ratio = split_ratios.get(sym, 1.0)
+        q = float(math.floor(qty * ratio)) if ratio != 1.0 else float(qty)
         bo = polled.get(oid)
         op = opens.get(sym)
+        arrival = op if ex.valid_price(op) else None
         if bo is None or not bo.filled_quantity or bo.filled_avg_price is None:
             why = "the broker has no such order" if bo is None else f"broker status {bo.status}, nothing filled"
-            q = float(math.floor(qty * split_ratios.get(sym, 1.0))) if split_ratios.get(sym, 1.0) != 1.0 else qty
             rows.append((oid, fill_date, odate, sym, side, q, None, 0.0, 0.0, ex.CANCELLED,
-                         f"{reasons.ORDER_CANCELLED}: {why} ({oid}, {sym}, {fill_date})"))
+                         f"{reasons.ORDER_CANCELLED}: {why} ({oid}, {sym}, {fill_date})", q, "market_on_open",
+                         arrival, None, None, None, 0.0, q, ex.LEFTOVER_CANCELLED))
             continue
         px = float(bo.filled_avg_price)
         filled = float(bo.filled_quantity)
-        slip = abs(px - op) * filled if ex.valid_price(op) else 0.0
+        sign = 1 if side == ex.BUY else -1
+        slip = abs(px - op) * filled if arrival else 0.0
+        is_bps = sign * (px - op) / op * 1e4 if arrival else None
+        left = max(0.0, q - filled)
         reason = None if bo.status == "filled" else f"broker status {bo.status}: {filled:g} of {bo.quantity:g} filled"
-        rows.append((oid, fill_date, odate, sym, side, filled, px, 0.0, slip, ex.FILLED, reason))
+        rows.append((oid, fill_date, odate, sym, side, filled, px, 0.0, slip, ex.FILLED, reason, q, "market_on_open",
+                     arrival, None, is_bps, None, filled / q if q else None, left,
+                     ex.LEFTOVER_CANCELLED if left else None))
     return rows

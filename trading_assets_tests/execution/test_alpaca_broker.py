@@ -69,6 +69,7 @@ def test_submit_account_positions_cancel_and_fills(replay):
     rows = b.fill_rows(orders, date(2024, 3, 4), {"AAPL": 101.0, "MSFT": 300.0, "XOM": 80.0}, {})
     a, m, x = rows
     assert a[5:10] == (100.0, 101.5, 0.0, pytest.approx(50.0), ex.FILLED) and a[10] is None
+    assert a[15] == pytest.approx((101.5 - 101.0) / 101.0 * 1e4) and a[17] == 1.0 and len(a) == len(ex.FILL_SCHEMA)
     assert m[9] == ex.CANCELLED and "canceled" in m[10] and m[6] is None
     assert x[9] == ex.CANCELLED and "no such order" in x[10]
     assert [e[0] for e in events] == ["order_submitted", "order_submitted", "order_cancelled"]
