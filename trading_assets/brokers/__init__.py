@@ -14,6 +14,7 @@ LIVE_BROKERS = ("alpaca",)
 
 
 def get_broker(settings: Settings, env: dict[str, str] | None = None, **kw):
+    """See the module docstring; kw go to the live adapter (on_event: the audit callback)."""
     e = settings.execution
     if e.mode == "live" and e.broker == "alpaca":
         from trading_assets.brokers.alpaca import AlpacaBroker

@@ -93,16 +93,18 @@ def book(context, warehouse: WarehouseResource, pipeline: PipelineConfig):
     settings = book_settings(pipeline)
     _, _, sessions = window_of(context)
     wh = warehouse.get()
-    is_live = settings.execution.mode == "live"
-    live_session.check_window(sessions, is_live and not pipeline.dry_run)
+    mode_live = settings.execution.mode == "live"
     live = None
-    if is_live or pipeline.dry_run:
+    if mode_live or pipeline.dry_run:
         live = live_session.LiveSession(wh, None, context.run.run_id, cycle_id_for(sessions[-1], settings), sessions[-1],
                                         pipeline.dry_run, settings.execution.cash_tolerance, log=context.log.info)
     # refuses live mode without a broker or its keys before anything is written
-    broker = get_broker(settings, on_event=live.on_event) if is_live else get_broker(settings)
-    if is_live:
+    broker = get_broker(settings, on_event=live.on_event) if live is not None else get_broker(settings)
+    if mode_live and hasattr(broker, "submit"):  # a real broker: reconcile with it, send to it
+        live_session.check_window(sessions, not pipeline.dry_run)
         live.broker = broker
+    elif not pipeline.dry_run:
+        live = None  # a simulated live broker (a test's): nothing to reconcile with or send to
     written = write_book(wh, settings, broker, sessions, context.run.run_id,
                          list(pipeline.symbols) or None, live=live)  # read inputs, run the book, write, audit, send
     yield from results(written, settings, broker, sessions)
