@@ -129,6 +129,14 @@ def explain(warehouse: Warehouse, session: date, symbol: str, settings: Settings
         quality = q1("data_quality_log", "SELECT * FROM data_quality_log WHERE date = ? AND symbol = ?", k)
         feature_row = q1("features", "SELECT * FROM features WHERE date = ? AND symbol = ?", k)
         agents = qn("model_outputs", "SELECT * FROM model_outputs WHERE date = ? AND symbol = ? ORDER BY agent", k)
+        trained = qn(
+            "model_versions",
+            "SELECT v.agent, v.family, v.role, v.model_version, v.train_date, r.first_label_date, r.last_label_date, r.purge_sessions, "
+            "r.feature_version AS trained_feature_version, r.artifact_path, r.mlflow_run_id FROM model_versions v "
+            "LEFT JOIN model_training_runs r ON r.agent = v.agent AND r.date = v.train_date WHERE v.date = ? ORDER BY v.family, v.role, v.agent",
+            [session],
+        ) if "model_training_runs" in have else []  # fmt: skip
+        calib = qn("agent_calibration", "SELECT agent, ic_n, ic_mean, ic_t, factor FROM agent_calibration WHERE date = ? ORDER BY agent", [session])
         meta = q1("decisions", "SELECT * FROM decisions WHERE date = ? AND symbol = ?", k)
         risk = q1("risk_decisions", "SELECT * FROM risk_decisions WHERE date = ? AND symbol = ?", k)
         orders = qn("orders", "SELECT * FROM order_blotter WHERE date = ? AND symbol = ? ORDER BY order_id", k)
@@ -168,7 +176,13 @@ def explain(warehouse: Warehouse, session: date, symbol: str, settings: Settings
         beta = settings.meta.disagreement_beta
         var = meta.get("disagreement")
         penalty = math.exp(-beta * var) if isinstance(var, (int, float)) and math.isfinite(var) else None
-        recomputed = recompute_ensemble(agents, settings.meta.min_confidence)
+        # what the Meta-Brain read: no shadow model, each confidence times its calibration factor when calibrated
+        factor = {c["agent"]: c.get("factor") for c in calib}
+        seen = [
+            {**a, "confidence": (a.get("confidence") or 0.0) * (factor.get(a["agent"]) or 0.0) if calib else a.get("confidence")}
+            for a in agents if a.get("role") != "shadow"
+        ]  # fmt: skip
+        recomputed = recompute_ensemble(seen, settings.meta.min_confidence)
         meta_math = {
             **{c: meta.get(c) for c in ("mu_hat", "sigma_hat", "disagreement", "mu_hat_adj", "z_score", "kelly_fraction",
                                          "target_weight_raw", "n_agents", "regime")},
@@ -215,6 +229,11 @@ def explain(warehouse: Warehouse, session: date, symbol: str, settings: Settings
         "settings_hash_source": "cycle_meta" if cycle and cycle.get("settings_hash") else "current settings",
         "feature_version": (features or {}).get("feature_version") or (cycle or {}).get("feature_version"),
         "agent_versions": {a["agent"]: a.get("agent_version") for a in agents},
+        # the exact trained model behind each learned agent's row (a rerun of the session serves the same one)
+        "model_versions": {m["agent"]: {k2: m.get(k2) for k2 in ("family", "role", "model_version", "train_date", "first_label_date",
+                                                                  "last_label_date", "purge_sessions", "artifact_path", "mlflow_run_id")}
+                           for m in trained},  # fmt: skip
+        "confidence_calibration": {c["agent"]: {k2: c.get(k2) for k2 in ("ic_n", "ic_mean", "ic_t", "factor")} for c in calib},
         "cycle_id": (risk or {}).get("cycle_id") or (meta or {}).get("cycle_id") or (cycle or {}).get("cycle_id"),
     }
     if book and book.get("sector_exposure"):
@@ -368,6 +387,13 @@ def render_text(x: dict) -> str:
     w(f"   cycle {v.get('cycle_id')}  settings {v.get('settings_hash')} ({v.get('settings_hash_source')})  features {v.get('feature_version')}")
     if v.get("agent_versions"):
         w(f"   agents: {_fmt(v['agent_versions'])}")
+    for agent, m in (v.get("model_versions") or {}).items():
+        w(f"   model {agent:<28} {m.get('role'):<9} version {m.get('model_version') or 'none (NOT_TRAINED)'}"
+          + (f", trained {m.get('train_date')} on labels {m.get('first_label_date')}..{m.get('last_label_date')} (purge {m.get('purge_sessions')}),"
+             f" mlflow run {m.get('mlflow_run_id')}" if m.get("model_version") else ""))
+    if v.get("confidence_calibration"):
+        w("   confidence calibration (rolling OOS rank IC -> factor): "
+          + ", ".join(f"{a} {_fmt(c.get('ic_mean'), 4)} -> {_fmt(c.get('factor'), 2)}" for a, c in v["confidence_calibration"].items()))
     for stage, run_id in x["runs"].items():
         w(f"   {stage:<20} run {run_id}")
     if x.get("audit_events"):

@@ -199,6 +199,12 @@ class MetaBrainSettings:
     min_confidence: float = 0.05  # an agent below this confidence is silent; all silent -> NO_SIGNAL
     high_disagreement_penalty: float = 0.5  # flag HIGH_DISAGREEMENT when exp(-beta * Var) < this
     top_n: int = 5  # top buys / sells reported in metadata
+    # Reliability (domain/calibration.py): each agent's confidence x min(1, max(0, rolling OOS rank IC) / full_ic),
+    # 0 before calibration_min_sessions label sessions are known. Off by default: see docs/ARCHITECTURE.md (issue #12).
+    calibrate: bool = False
+    calibration_window: int = 126  # label sessions of the rolling OOS rank IC
+    calibration_min_sessions: int = 21
+    calibration_full_ic: float = 0.02  # a rolling rank IC at or above this keeps the agent's own confidence (a priori)
 
 
 @dataclass(frozen=True)

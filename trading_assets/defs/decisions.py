@@ -19,9 +19,10 @@ import polars as pl
 from trading_assets.store.staged_writes import replace_window_in_chunks
 from trading_assets.defs.partitions import SAME_SESSION, SESSIONS, SINGLE_RUN, run_window, session_blocks, sessions_without_rows, window_of
 from trading_assets.defs.resources import PipelineConfig, WarehouseResource
+from trading_assets.defs.calibration import window_factors
 from trading_assets.defs.summary import cycle_id_for
 from trading_assets.defs.reference import benchmark_symbols, universe_symbols
-from trading_assets.domain import meta_brain, reasons
+from trading_assets.domain import calibration, meta_brain, reasons
 from trading_assets.domain.agents import REGIME_AGENT
 
 META_DECISIONS_FINITE = "meta_decisions_finite"
@@ -66,7 +67,11 @@ class _DecisionStats:
     group_name="decisions",
     partitions_def=SESSIONS,
     backfill_policy=SINGLE_RUN,
-    deps=[dg.AssetDep("agent_outputs", partition_mapping=SAME_SESSION), dg.AssetDep("data_quality", partition_mapping=SAME_SESSION)],
+    deps=[
+        dg.AssetDep("agent_outputs", partition_mapping=SAME_SESSION),
+        dg.AssetDep("data_quality", partition_mapping=SAME_SESSION),
+        dg.AssetDep("labels", partition_mapping=SAME_SESSION),  # the calibration reads labels known at t
+    ],
     description=(
         "The Meta-Brain per (session, symbol): confidence-weighted ensemble mu_hat, mixture sigma_hat, disagreement "
         "Var_k(mu_k) and its penalty, robust cross-sectional z-score, fractional Kelly and the raw long-only target "
@@ -84,6 +89,8 @@ def meta_decisions(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     benchmarks = benchmark_symbols(wh, settings.benchmark)
     s_hash = settings.settings_hash()
     stats = _DecisionStats(end)
+    # reliability: confidences x the agents' rolling out-of-sample rank IC factor (settings.meta.calibrate)
+    factors = window_factors(wh, settings, sessions, symbols, benchmarks) if settings.meta.calibrate else None
 
     def blocks() -> Iterator[pl.DataFrame]:
         for lo, hi in session_blocks(sessions, len(symbols)):
@@ -92,6 +99,8 @@ def meta_decisions(context: dg.AssetExecutionContext, warehouse: WarehouseResour
                 columns=["date", "symbol", "agent", "mu", "sigma", "confidence", "state", "role"], order_by="date, symbol, agent",
             )  # fmt: skip
             outputs = outputs.filter(pl.col("role").fill_null("heuristic") != "shadow").drop("role")  # shadows never reach the Meta-Brain
+            if factors is not None:
+                outputs = calibration.calibrate(outputs, factors.filter((pl.col("date") >= lo) & (pl.col("date") <= hi)))
             quality = wh.read_window(
                 "data_quality_log", lo, hi, symbols=symbols, columns=["date", "symbol", "passed", "reason_codes"], order_by="date, symbol"
             )
@@ -108,6 +117,8 @@ def meta_decisions(context: dg.AssetExecutionContext, warehouse: WarehouseResour
             yield decided
 
     replace_window_in_chunks(wh, "decisions", blocks(), start, end, symbols=symbols)
+    if factors is not None:
+        wh.replace_window("agent_calibration", factors.with_columns(run_id=pl.lit(context.run.run_id)), start, end)
     last = stats.last
 
     n = settings.meta.top_n

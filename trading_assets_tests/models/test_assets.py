@@ -43,6 +43,8 @@ def fill(wh, n_symbols: int = 12) -> None:
     wh.ensure_columns("features", {c: "DOUBLE" for c in cols})
     f = f.with_columns(history_rows=pl.lit(300, pl.Int32), quality_flagged=pl.lit(False), benchmark_available=pl.lit(True))
     wh.replace_window("features", f, FIRST, LAST)
+    dq = f.select("date", "symbol").with_columns(score=pl.lit(1.0), passed=pl.lit(True), reason_codes=pl.lit([], pl.List(pl.String)))
+    wh.replace_window("data_quality_log", dq, FIRST, LAST)
     wh.replace_window("labels", lab.select("date", "symbol", "horizon", "entry_date", "exit_date", "known_at", "fwd_return", "bench_return",
                                            "universe_return", "excess_return", "valid", "reason", "run_id"), FIRST, LAST)  # fmt: skip
 
@@ -128,6 +130,33 @@ def test_range_run_retrains_inside_the_walk_like_daily_runs(warehouse, tmp_path)
     text = failure.to_string() + (failure.cause.to_string() if failure.cause else "")
     assert victim in text and "corrupt" in text
     assert wh.table_hash("model_outputs") == before
+
+
+def test_meta_brain_calibration_by_each_agents_rolling_oos_ic(warehouse):
+    from trading_assets.defs import decisions as dec_defs
+    from trading_assets.domain.models import oos
+
+    wh = warehouse
+    fill(wh, n_symbols=10)
+    days = training.training_sessions(*WINDOW, _settings().models)
+    a, b = days[0], days[2]
+    res = _resources(wh)
+    assert dg.materialize(ASSETS, tags=_range(a, b), resources=res).success
+    res["pipeline"] = PipelineConfig(settings_overrides={"models": MODELS, "meta": {"calibrate": True, "calibration_min_sessions": 10}})
+    assert dg.materialize([dec_defs.meta_decisions], tags=_range(a, b), resources=res).success
+    cal = wh.read("SELECT * FROM agent_calibration ORDER BY date, agent")
+    assert set(cal["agent"]) == {"momentum", "mean_reversion", "volatility", "liquidity", "pattern", "regime", "gbm_cross_section",
+                                 "gbm_ranker", "trained_momentum"}  # champions and heuristics; shadows never  # fmt: skip
+    # one factor by hand: the champion's daily rank IC of mu over the labels known at b, the last 126
+    mu = wh.read("SELECT date, symbol, agent, mu FROM model_outputs WHERE agent = 'gbm_cross_section' AND mu IS NOT NULL AND date <= ?", [b])
+    lab = wh.read("SELECT date, symbol, known_at, fwd_return, valid FROM labels WHERE horizon = 1 AND known_at <= ?", [b])
+    d = oos.daily_rank_ic(mu, lab, source="agent", score="mu").tail(126)
+    row = cal.filter((pl.col("date") == b) & (pl.col("agent") == "gbm_cross_section")).row(0, named=True)
+    assert row["ic_n"] == d.height and row["ic_mean"] == pytest.approx(d["rank_ic"].mean(), abs=1e-12)
+    assert row["factor"] == pytest.approx(min(1.0, max(0.0, d["rank_ic"].mean()) / 0.02))
+    assert row["factor"] > 0  # the planted signal earned it
+    # a session before any model spoke: the champion's factor is 0 (not earned)
+    assert cal.filter((pl.col("date") == a) & (pl.col("agent") == "gbm_cross_section"))["factor"][0] == 0.0
 
 
 def test_mlflow_registry_records_runs_versions_and_aliases(warehouse, monkeypatch):
