@@ -69,8 +69,7 @@ def read_scores(wh: Warehouse, lo: date, hi: date, exclude: list[str]) -> pl.Dat
         UNION ALL
         SELECT date, symbol, 'risk_gate', 'risk_gate', NULL, 'risk_decisions.approved_weight', approved_weight
         FROM risk_decisions WHERE {where}
-        ORDER BY source, date, symbol
-    """
+    """  # no ORDER BY: session_metrics sorts the pairs it reduces
     return wh.read(sql, [lo, hi, exclude] * 3)
 
 
@@ -78,7 +77,7 @@ def read_labels(wh: Warehouse, lo: date, hi: date, known_by: date, exclude: list
     """The labels of decision dates lo..hi known by `known_by`, benchmark excluded."""
     return wh.read(
         f"SELECT date, symbol, horizon, {LABEL}, valid, known_at FROM labels WHERE date BETWEEN ? AND ? AND known_at <= ? "
-        "AND symbol NOT IN (SELECT unnest(?::VARCHAR[])) ORDER BY date, symbol, horizon",
+        "AND symbol NOT IN (SELECT unnest(?::VARCHAR[]))",
         [lo, hi, known_by, exclude],
     )
 

@@ -60,12 +60,13 @@ import numpy as np
 import polars as pl
 
 from trading_assets.domain import calendar
+from trading_assets.domain.evaluation.segments import segment_ids, segment_ranks, segment_starts, segment_sum
 
 WINDOWS: tuple[int, ...] = (21, 63, 252)
 BUCKETS = 5  # quintiles
 MIN_OBS = 3
 KEYS = ("date", "source", "horizon")
-CARRIED = ("kind", "role", "score_column")  # descriptive columns of scores kept per (date, source): first non-null
+CARRIED = ("kind", "role", "score_column")  # descriptive columns of scores kept per (date, source): the smallest non-null
 
 DAILY_SCHEMA: dict[str, pl.DataType] = {
     "date": pl.Date(),
@@ -101,12 +102,6 @@ def rolling_columns(windows: Sequence[int] = WINDOWS) -> list[str]:
     return out
 
 
-def _pearson(x: pl.Expr, y: pl.Expr) -> pl.Expr:
-    dx, dy = x - x.mean(), y - y.mean()
-    den = ((dx * dx).sum() * (dy * dy).sum()).sqrt()
-    return pl.when(den > 0).then((dx * dy).sum() / den).otherwise(None)
-
-
 def session_metrics(
     scores: pl.DataFrame,
     labels: pl.DataFrame,
@@ -131,24 +126,19 @@ def session_metrics(
     )
     sc = scores.select("date", "symbol", "source", pl.col("score").cast(pl.Float64).alias("x"), *extra)
     # every (date, source) the source speaks to at all x every horizon labelled on that date
-    present = sc.group_by("date", "source").agg(*(pl.col(c).drop_nulls().first() for c in extra)).join(universe, on="date")
-    pairs = sc.filter(pl.col("x").is_not_null() & pl.col("x").is_finite()).drop(extra).join(lab, on=["date", "symbol"])
-
-    x, y = pl.col("x"), pl.col("y")
-    n = pl.len().cast(pl.Int64)
-    k = n // buckets
-    top = x.rank("min", descending=True) <= k
-    bottom = x.rank("min") <= k
-    agg = pairs.group_by(KEYS).agg(
-        n.alias("n"),
-        _pearson(x, y).alias("ic"),
-        _pearson(x.rank("average"), y.rank("average")).alias("rank_ic"),
-        (x != 0).sum().cast(pl.Int64).alias("hit_n"),
-        ((x * y) > 0).filter(x != 0).mean().alias("hit_rate"),
-        pl.when(k > 0).then(top.sum()).otherwise(0).cast(pl.Int64).alias("top_n"),
-        pl.when(k > 0).then(bottom.sum()).otherwise(0).cast(pl.Int64).alias("bottom_n"),
-        pl.when(k > 0).then(y.filter(top).mean() - y.filter(bottom).mean()).otherwise(None).alias("spread"),
+    present = sc.group_by("date", "source").agg(*(pl.col(c).min() for c in extra)).join(universe, on="date")
+    # the pairs, sorted by (date, source, horizon, symbol) on enum codes of the sorted names (the same
+    # order as the strings', a fraction of the cost)
+    sym_enum = pl.Enum(sorted(set(sc["symbol"].unique().to_list()) | set(lab["symbol"].unique().to_list())))
+    src_enum = pl.Enum(sorted(sc["source"].unique().to_list()))
+    pairs = (
+        sc.filter(pl.col("x").is_not_null() & pl.col("x").is_finite())
+        .select("date", pl.col("symbol").cast(sym_enum), pl.col("source").cast(src_enum), "x")
+        .join(lab.with_columns(pl.col("symbol").cast(sym_enum)), on=["date", "symbol"])
+        .select(*KEYS, "symbol", "x", "y")
+        .sort(*KEYS, "symbol")
     )
+    agg = _pair_metrics(pairs, buckets).with_columns(pl.col("source").cast(pl.String))
     out = present.join(agg, on=list(KEYS), how="left").with_columns(
         pl.col("n").fill_null(0),
         pl.col("hit_n").fill_null(0),
@@ -161,6 +151,53 @@ def session_metrics(
         pl.when(pl.col("n") >= min_obs).then(pl.col("rank_ic")).otherwise(None).alias("rank_ic"),
     )
     return out.select(*DAILY_SCHEMA, *extra).cast(DAILY_SCHEMA).sort("source", "horizon", "date")
+
+
+def _centered_corr(a: np.ndarray, b: np.ndarray, seg: np.ndarray, starts: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Per segment: sum((a - abar)(b - bbar)) / sqrt(sum (a - abar)^2 * sum (b - bbar)^2), NaN when a
+    variance is 0 (two passes: the means first, then the centered products)."""
+    da = a - (segment_sum(a, starts) / n)[seg]
+    db = b - (segment_sum(b, starts) / n)[seg]
+    den = np.sqrt(segment_sum(da * da, starts) * segment_sum(db * db, starts))
+    # a constant segment has zero variance exactly (its centered values may be rounding dust, not 0)
+    varies = (np.maximum.reduceat(a, starts) > np.minimum.reduceat(a, starts)) & (np.maximum.reduceat(b, starts) > np.minimum.reduceat(b, starts))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(varies & (den > 0), segment_sum(da * db, starts) / den, np.nan)
+
+
+def _pair_metrics(pairs: pl.DataFrame, buckets: int) -> pl.DataFrame:
+    """The per-(date, source, horizon) metrics of `pairs` (KEYS, symbol, x, y; sorted by KEYS then
+    symbol), computed segment by segment in numpy (segments.py: a segment's values depend on its own
+    rows only). Columns: KEYS, n, ic, rank_ic, hit_n, hit_rate, top_n, bottom_n, spread."""
+    if pairs.height == 0:
+        return pl.DataFrame(schema={k: DAILY_SCHEMA[k] for k in (*KEYS, "n", "ic", "rank_ic", "hit_n", "hit_rate", "top_n", "bottom_n", "spread")})
+    starts = segment_starts(pairs, KEYS)
+    seg = segment_ids(starts, pairs.height)
+    n = np.diff(np.append(starts, pairs.height))
+    x, y = pairs["x"].to_numpy().astype(np.float64), pairs["y"].to_numpy().astype(np.float64)
+    rx, lo_x, hi_x = segment_ranks(x, seg, starts)
+    ry, _, _ = segment_ranks(y, seg, starts)
+    nonzero = x != 0
+    hit_n = segment_sum(nonzero.astype(np.int64), starts)
+    hits = segment_sum((nonzero & (x * y > 0)).astype(np.int64), starts)
+    k = n // buckets
+    top = hi_x <= k[seg]  # #{j : x_j > x_i} = hi - 1 < k
+    bottom = lo_x <= k[seg]  # #{j : x_j < x_i} = lo - 1 < k
+    top_n, bottom_n = segment_sum(top.astype(np.int64), starts), segment_sum(bottom.astype(np.int64), starts)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        hit_rate = np.where(hit_n > 0, hits / hit_n, np.nan)
+        spread = np.where(k > 0, segment_sum(np.where(top, y, 0.0), starts) / top_n - segment_sum(np.where(bottom, y, 0.0), starts) / bottom_n, np.nan)
+    out = pairs[starts].select(KEYS).with_columns(
+        pl.Series("n", n, dtype=pl.Int64),
+        pl.Series("ic", _centered_corr(x, y, seg, starts, n)).fill_nan(None),
+        pl.Series("rank_ic", _centered_corr(rx, ry, seg, starts, n)).fill_nan(None),
+        pl.Series("hit_n", hit_n, dtype=pl.Int64),
+        pl.Series("hit_rate", hit_rate).fill_nan(None),
+        pl.Series("top_n", np.where(k > 0, top_n, 0), dtype=pl.Int64),
+        pl.Series("bottom_n", np.where(k > 0, bottom_n, 0), dtype=pl.Int64),
+        pl.Series("spread", spread).fill_nan(None),
+    )
+    return out
 
 
 def _window_stats(values: np.ndarray, w: int, min_periods: int) -> dict[str, np.ndarray]:

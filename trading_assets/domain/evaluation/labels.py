@@ -42,6 +42,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date
 
+import numpy as np
 import polars as pl
 
 from trading_assets.domain import calendar
@@ -124,9 +125,14 @@ def level_shifts(quality: pl.DataFrame) -> pl.DataFrame:
     return quality.filter(~pl.col("passed") & shift).select("date", "symbol", pl.col("date").alias("flagged_at")).cast(empty.schema).sort("date", "symbol")
 
 
-def _side(frame: pl.DataFrame, side: str) -> pl.DataFrame:
-    """frame (date, symbol, columns...) keyed for a join on `{side}_date`, its columns prefixed."""
-    return frame.rename({c: (f"{side}_date" if c == "date" else c if c == "symbol" else f"_{side}{c}") for c in frame.columns})
+_NO_FLAG = np.iinfo(np.int64).max  # "never flagged" in the day-number flag matrix
+
+
+def _day(d) -> int:
+    return (d - _EPOCH).days
+
+
+_EPOCH = date(1970, 1, 1)
 
 
 def compute_labels(
@@ -148,17 +154,20 @@ def compute_labels(
     only those with ex-date <= a row's exit enter it); failed: `failed_bars(...)` or None;
     shifts: `level_shifts(...)` or None;
     benchmarks: the benchmark symbol(s): the first gives bench_return, all are left out of
-    universe_return."""
+    universe_return.
+
+    Layout: the bars of the entry and exit sessions as dense (session x symbol) matrices (open, F,
+    first flag day), looked up by the label calendar's rows, so every label is a few array reads;
+    universe_return is the mean of each row of the valid-label matrix (numpy reduces each row on its
+    own: the same bits whether one session or five years are computed)."""
     missing = [c for c in ("date", "symbol", "open") if c not in opens.columns]
     if missing:
         raise ValueError(f"opens lacks columns {missing}")
-    grid = label_calendar(known_at, horizons, first_decision)
-    if grid.height == 0 or not symbols:
+    syms = sorted(set(symbols))
+    grid = label_calendar(known_at, horizons, first_decision).sort("known_at", "date")
+    if grid.height == 0 or not syms:
         return pl.DataFrame(schema=LABEL_SCHEMA)
     px = opens.select(pl.col("date").cast(pl.Date), pl.col("symbol").cast(pl.String), pl.col("open").cast(pl.Float64))
-    dup = px.group_by("date", "symbol").len().filter(pl.col("len") > 1)
-    if dup.height:
-        raise ValueError(f"opens: {dup.height} duplicate (date, symbol) rows, e.g. {dup.row(0)[:2]}")
     acts = actions.select(_ACTION_COLUMNS) if actions.height else pl.DataFrame(
         schema={"date": pl.Date, "symbol": pl.String, "action": pl.String, "value": pl.Float64, "price_factor": pl.Float64}
     )
@@ -170,70 +179,108 @@ def compute_labels(
         if failed is not None and failed.height
         else pl.DataFrame(schema={"date": pl.Date, "symbol": pl.String, "flagged_at": pl.Date})
     )
-    # only the bars some label uses (entry or exit sessions of the grid)
-    needed = pl.concat([grid["entry_date"], grid["exit_date"]]).unique()
-    px = px.filter(pl.col("date").is_in(needed.implode()) & pl.col("symbol").is_in(list(symbols)))
 
+    # dense matrices over the sessions some label uses (entry or exit) x the symbols
+    days = sorted(set(grid["entry_date"].to_list()) | set(grid["exit_date"].to_list()))
+    di = {d: i for i, d in enumerate(days)}
+    si = {sym: j for j, sym in enumerate(syms)}
+    n_days, n_syms = len(days), len(syms)
+    index = pl.DataFrame({"date": days, "_i": range(n_days)}, schema={"date": pl.Date, "_i": pl.Int64})
+    sindex = pl.DataFrame({"symbol": syms, "_j": range(n_syms)}, schema={"symbol": pl.String, "_j": pl.Int64})
     # each bar with F at its date (as-of join: an action on a day without a bar still applies)
     bars = (
-        px.sort("date", "symbol")
+        px.join(sindex, on="symbol").join(index, on="date")
+        .sort("date", "symbol")
         .join_asof(factors.sort("date", "symbol"), on="date", by="symbol", strategy="backward", check_sortedness=False)
-        .select("date", "symbol", pl.col("open").alias("_open"), pl.col("_f").fill_null(1.0).alias("_f"))
-    )
-    flags = flags.rename({"flagged_at": "_flag"})
-    rows = grid.join(pl.DataFrame({"symbol": list(symbols)}, schema={"symbol": pl.String}), how="cross")
-    for side in ("entry", "exit"):  # a flag counts even where the bar is missing (its row says why)
-        rows = rows.join(_side(bars, side), on=[f"{side}_date", "symbol"], how="left")
-        rows = rows.join(_side(flags, side), on=[f"{side}_date", "symbol"], how="left")
+    )  # fmt: skip
+    open_m = np.full((n_days, n_syms), np.nan)
+    f_m = np.ones((n_days, n_syms))
+    has_bar = np.zeros((n_days, n_syms), dtype=bool)
+    ii, jj = bars["_i"].to_numpy(), bars["_j"].to_numpy()
+    seen = np.zeros((n_days, n_syms), dtype=np.int64)
+    np.add.at(seen, (ii, jj), 1)
+    if (seen > 1).any():
+        i, j = np.argwhere(seen > 1)[0]
+        raise ValueError(f"opens: {(seen > 1).sum()} duplicate (date, symbol) rows, e.g. ({days[i]}, {syms[j]})")
+    o = bars["open"].to_numpy()
+    has_bar[ii, jj] = ~np.isnan(o)  # a null open counts as no bar
+    open_m[ii, jj] = o
+    f_m[ii, jj] = bars["_f"].fill_null(1.0).to_numpy()
+    flag_m = np.full((n_days, n_syms), _NO_FLAG, dtype=np.int64)
+    fl = flags.join(sindex, on="symbol").join(index, on="date")
+    flag_m[fl["_i"].to_numpy(), fl["_j"].to_numpy()] = np.array([_day(d) for d in fl["flagged_at"].to_list()], dtype=np.int64)
 
-    path = pl.lit(False)
+    ie = np.array([di[d] for d in grid["entry_date"].to_list()], dtype=np.int64)
+    ix = np.array([di[d] for d in grid["exit_date"].to_list()], dtype=np.int64)
+    kday = np.array([_day(d) for d in grid["known_at"].to_list()], dtype=np.int64)[:, None]
+    oe, ox = open_m[ie], open_m[ix]  # (labels, symbols)
+
+    def bad_price(p: np.ndarray, present: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore"):
+            return present & ~(np.isfinite(p) & (p > 0))
+
+    path = np.zeros((grid.height, n_syms), dtype=bool)
     if shifts is not None and shifts.height:
-        jumps = shifts.select(pl.col("date").cast(pl.Date).alias("_jump"), pl.col("symbol").cast(pl.String), pl.col("flagged_at").cast(pl.Date).alias("_jflag"))
-        hit = (
-            rows.select("date", "symbol", "horizon", "entry_date", "exit_date", "known_at")
-            .join(jumps, on="symbol")
-            .filter((pl.col("_jump") > pl.col("entry_date")) & (pl.col("_jump") < pl.col("exit_date")) & (pl.col("_jflag") <= pl.col("known_at")))
-            .select("date", "symbol", "horizon")
-            .unique()
-            .with_columns(pl.lit(True).alias("_path"))
-        )
-        rows = rows.join(hit, on=["date", "symbol", "horizon"], how="left")
-        path = pl.col("_path").fill_null(False)
-
-    def price_invalid(side: str) -> pl.Expr:
-        p = pl.col(f"_{side}_open")
-        return p.is_not_null() & ~(p.is_finite() & (p > 0))
-
-    def quality_failed(side: str) -> pl.Expr:
-        return pl.col(f"_{side}_flag").is_not_null() & (pl.col(f"_{side}_flag") <= pl.col("known_at"))
-
+        e_day = np.array([_day(d) for d in grid["entry_date"].to_list()])
+        x_day = np.array([_day(d) for d in grid["exit_date"].to_list()])
+        for d, sym, flagged in shifts.select("date", "symbol", "flagged_at").rows():
+            if sym in si:
+                path[:, si[sym]] |= (e_day < _day(d)) & (_day(d) < x_day) & (_day(flagged) <= kday[:, 0])
     conditions = {
-        "ENTRY_BAR_MISSING": pl.col("_entry_open").is_null(),
-        "ENTRY_PRICE_INVALID": price_invalid("entry"),
-        "ENTRY_QUALITY_FAILED": quality_failed("entry"),
-        "EXIT_BAR_MISSING": pl.col("_exit_open").is_null(),
-        "EXIT_PRICE_INVALID": price_invalid("exit"),
-        "EXIT_QUALITY_FAILED": quality_failed("exit"),
+        "ENTRY_BAR_MISSING": ~has_bar[ie],
+        "ENTRY_PRICE_INVALID": bad_price(oe, has_bar[ie]),
+        "ENTRY_QUALITY_FAILED": flag_m[ie] <= kday,
+        "EXIT_BAR_MISSING": ~has_bar[ix],
+        "EXIT_PRICE_INVALID": bad_price(ox, has_bar[ix]),
+        "EXIT_QUALITY_FAILED": flag_m[ix] <= kday,
         "PATH_LEVEL_SHIFT": path,
     }
     assert tuple(conditions) == tuple(LABEL_CODES)  # the reason order is the vocabulary's
-    codes = pl.concat_list([pl.when(c).then(pl.lit(k)) for k, c in conditions.items()]).list.drop_nulls()
-    rows = rows.with_columns(codes.alias("_codes"))
-    valid = pl.col("_codes").list.len() == 0
-    fwd = (pl.col("_exit_open") / pl.col("_entry_open")) * (pl.col("_entry_f") / pl.col("_exit_f")) - 1.0
-    rows = rows.with_columns(
-        valid.alias("valid"),
-        pl.when(valid).then(fwd).otherwise(None).alias("fwd_return"),
-        pl.when(valid).then(None).otherwise(pl.col("_codes").list.join(",")).alias("reason"),
-    )
+    invalid = np.logical_or.reduce(list(conditions.values()))
+    valid = ~invalid
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fwd = np.where(valid, (ox / oe) * (f_m[ie] / f_m[ix]) - 1.0, np.nan)
 
-    keys = ["date", "horizon"]
-    bench = benchmarks[0] if benchmarks else None
-    bench_ret = rows.filter((pl.col("symbol") == pl.lit(bench, pl.String)).fill_null(False) & pl.col("valid")).select(*keys, pl.col("fwd_return").alias("bench_return"))
-    members = rows.filter(~pl.col("symbol").is_in(list(benchmarks)) & pl.col("valid"))
-    uni_ret = members.group_by(keys).agg(pl.col("fwd_return").mean().alias("universe_return"))
-    rows = rows.join(bench_ret, on=keys, how="left").join(uni_ret, on=keys, how="left")
-    rows = rows.with_columns(
-        (pl.col("fwd_return") - pl.coalesce(pl.col("bench_return"), pl.col("universe_return"))).alias("excess_return")
+    # benchmark and equal-weight universe returns per label row
+    bench = si.get(benchmarks[0]) if benchmarks else None
+    bench_ret = fwd[:, bench] if bench is not None else np.full(grid.height, np.nan)
+    member = np.ones(n_syms, dtype=bool)
+    for b in benchmarks:
+        if b in si:
+            member[si[b]] = False
+    counted = valid & member[None, :]
+    n_valid = counted.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        uni_ret = np.where(n_valid > 0, np.where(counted, fwd, 0.0).sum(axis=1) / n_valid, np.nan)
+    base = np.where(np.isnan(bench_ret), uni_ret, bench_ret)
+    excess = fwd - base[:, None]
+
+    g, n = grid.height, n_syms
+    # reasons, spelled out for the invalid labels only (a few % of the rows)
+    reason = pl.repeat(None, g * n, dtype=pl.String, eager=True).alias("reason")
+    r, c = np.nonzero(invalid)
+    if len(r):
+        bits = np.stack([conditions[k][r, c] for k in LABEL_CODES], axis=1)
+        names = np.array(list(LABEL_CODES), dtype=object)
+        reason = reason.scatter(r * n + c, pl.Series([",".join(names[b]) for b in bits], dtype=pl.String))
+    per_label = np.repeat(np.arange(g), n)  # row -> its label calendar row (rows: labels x symbols)
+    out = pl.DataFrame(
+        {
+            "date": grid["date"].gather(per_label),
+            "symbol": pl.Series(syms, dtype=pl.String).gather(np.tile(np.arange(n), g)),
+            "horizon": grid["horizon"].gather(per_label),
+            "entry_date": grid["entry_date"].gather(per_label),
+            "exit_date": grid["exit_date"].gather(per_label),
+            "known_at": grid["known_at"].gather(per_label),
+            "fwd_return": fwd.ravel(),
+            "bench_return": bench_ret[per_label],
+            "universe_return": uni_ret[per_label],
+            "excess_return": excess.ravel(),
+            "valid": valid.ravel(),
+            "reason": reason,
+        }
     )
-    return rows.select(list(LABEL_SCHEMA)).cast(LABEL_SCHEMA).sort("known_at", "date", "symbol", "horizon")
+    # NaN marks "no value" in the arrays: NULL in the table. Rows: grid order (known_at, date) x symbols
+    # (sorted), i.e. sorted by known_at, date, symbol, horizon (one horizon per (known_at, date)).
+    out = out.with_columns(pl.col(c).fill_nan(None) for c in ("fwd_return", "bench_return", "universe_return", "excess_return"))
+    return out.cast(LABEL_SCHEMA).select(list(LABEL_SCHEMA))

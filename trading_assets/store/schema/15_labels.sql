@@ -2,6 +2,9 @@
 -- adjusted open(entry_date = date + 1 session) -> open(exit_date = entry_date + horizon sessions).
 -- Owned by the partition of known_at = exit_date (the session that realizes it): a point-in-time
 -- read at session t is WHERE known_at <= t.
+-- Key (date, symbol, horizon): unique by construction (one row per universe symbol x horizon x decision
+-- session, written by the one partition that owns it) and not declared as a PRIMARY KEY: DuckDB's index
+-- made a 5-year rewrite (delete + insert of 1.29 M rows) take 21 s instead of 2 s (measured).
 CREATE TABLE IF NOT EXISTS labels (
     date            DATE    NOT NULL,   -- decision session s
     symbol          VARCHAR NOT NULL,
@@ -15,6 +18,5 @@ CREATE TABLE IF NOT EXISTS labels (
     excess_return   DOUBLE,             -- fwd_return - coalesce(bench_return, universe_return)
     valid           BOOLEAN NOT NULL,
     reason          VARCHAR,            -- why invalid: reasons.LABEL_CODES, comma-separated (NULL when valid)
-    run_id          VARCHAR,
-    PRIMARY KEY (date, symbol, horizon)
+    run_id          VARCHAR
 );
