@@ -232,6 +232,9 @@ class ModelSettings:
     promotion_t: float = 2.0  # a challenger replaces the champion when the paired t-statistic >= this
     promotion_min_sessions: int = 63  # fewer paired sessions -> no promotion
     mlflow: bool = True  # log every training run and version to the local MLflow store under data_dir/mlflow
+    # Deep families (torch, issue #17) retrain every cadence x this sessions: a CPU retrain costs seconds
+    # to a minute, the 5-year backfill budget is 3x today's (measured in benchmarks/deep.py).
+    deep_cadence_multiple: int = 3
 
 
 @dataclass(frozen=True)

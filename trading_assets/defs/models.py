@@ -26,6 +26,7 @@ from trading_assets.defs.reference import benchmark_symbols, universe_symbols
 from trading_assets.defs.resources import PipelineConfig, WarehouseResource
 from trading_assets.domain import calendar
 from trading_assets.domain.agents import TRAINED_AGENTS, trained_variants
+from trading_assets.domain.agents.trained import cadence_multiple, lookback_sessions, predict_family
 from trading_assets.domain.models import oos, training
 from trading_assets.domain.models.fit import TrainResult, train_variant
 from trading_assets.domain.models.normalize import rank_gauss
@@ -111,7 +112,12 @@ def validation_ic(agent, variant, prev: dict | None, artifact: bytes | None, t: 
     x = features.filter((pl.col("date") >= prev["date"]) & (pl.col("date") < t)).join(lab.select("date", "symbol"), on=["date", "symbol"])
     if x.height == 0:
         return None, 0
-    score = agent.predict(artifact, x, variant, models)
+    history = None
+    back = lookback_sessions(agent, variant)
+    if back > 0:  # a sequence family reads the sessions before each scored one
+        lo = calendar.lookback_start(prev["date"], back)
+        history = features.filter((pl.col("date") >= lo) & (pl.col("date") < t)).select("date", "symbol", *agent.features(models))
+    score, _ = predict_family(agent, artifact, x, variant, models, history)
     s = x.select("date", "symbol").with_columns(score=pl.Series(score), agent=pl.lit(variant.name))
     d = oos.daily_rank_ic(s, lab, source="agent")
     return (float(d["rank_ic"].mean()) if d.height else None), d.height
@@ -161,6 +167,8 @@ def train_window(wh: Warehouse, settings: Settings, days: list[date], symbols: l
     for t in days:
         fv = current_feature_version(wh, t)
         for agent, variant in trained_variants(TRAINED_AGENTS, models):
+            if not training.is_training_session(t, models, cadence_multiple(agent, models)):
+                continue  # a family that retrains every few cadences (the deep ones)
             p = prev.get(variant.name)
             p_art = prev_artifacts.get(variant.name)
             if p is not None and p_art is None:

@@ -15,7 +15,9 @@ For the window's sessions, in four passes:
 """
 
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, timedelta
+
+import numpy as np
 
 import polars as pl
 
@@ -23,7 +25,7 @@ from trading_assets.defs.models import check_feature_columns, data_folder, model
 from trading_assets.defs.partitions import session_blocks
 from trading_assets.domain import calendar
 from trading_assets.domain.agents import TRAINED_AGENTS, trained_variants
-from trading_assets.domain.agents.trained import NOT_TRAINED, scores_to_outputs
+from trading_assets.domain.agents.trained import NOT_TRAINED, lookback_sessions, predict_family, scores_to_outputs
 from trading_assets.domain.models import oos, promotion, training
 from trading_assets.domain.models.normalize import rank_gauss
 from trading_assets.settings import Settings
@@ -34,6 +36,9 @@ SCORE_SCHEMA = {
     "date": pl.Date, "symbol": pl.String, "agent": pl.String, "score": pl.Float64, "model_version": pl.String,
     "train_date": pl.Date, "ewma_vol_20": pl.Float64, "vol_20": pl.Float64, "reason": pl.String, "agent_version": pl.String,
 }  # fmt: skip
+
+
+LATENT_SCHEMA = {"date": pl.Date, "symbol": pl.String, "agent": pl.String, "model_version": pl.String, "z": pl.List(pl.Float64)}
 
 
 def serving_runs(wh: Warehouse, end: date) -> pl.DataFrame:
@@ -54,8 +59,9 @@ def serving_schedule(runs: pl.DataFrame, sessions: Sequence[date], agents: Seque
     return grid.join_asof(r, left_on="date", right_on="train_date", by="agent", strategy="backward", check_sortedness=False)
 
 
-def score_window(wh: Warehouse, settings: Settings, sessions: list[date], tradable: list[str]) -> pl.DataFrame:
-    """Pass 1: one row per (session, tradable symbol with features, variant) (SCORE_SCHEMA)."""
+def score_window(wh: Warehouse, settings: Settings, sessions: list[date], tradable: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Pass 1: one row per (session, tradable symbol with features, variant) (SCORE_SCHEMA), and the
+    latents z_t of the families that produce them (LATENT_SCHEMA: the encoder serving t)."""
     pairs = trained_variants(TRAINED_AGENTS, settings.models)
     models = settings.models
     folder = data_folder(wh)
@@ -67,6 +73,8 @@ def score_window(wh: Warehouse, settings: Settings, sessions: list[date], tradab
         cols = ["ewma_vol_20", "vol_20"]
     cache: dict[str, bytes] = {}
     out = []
+    latents = []
+    back = max([lookback_sessions(a, v) for a, v in pairs] + [0]) if len(cols) > 2 else 0
     for lo, hi in session_blocks(sessions, max(1, len(tradable))):
         raw = wh.read_window("features", lo, hi, symbols=tradable, columns=["date", "symbol", *cols], order_by="date, symbol")
         if raw.height == 0:
@@ -74,6 +82,15 @@ def score_window(wh: Warehouse, settings: Settings, sessions: list[date], tradab
         vol = raw.select("date", "symbol", pl.col("ewma_vol_20").cast(pl.Float64), pl.col("vol_20").cast(pl.Float64))
         x = rank_gauss(raw, cols) if len(cols) > 2 else raw
         del raw
+        before = None
+        if back > 0:  # the sessions a sequence family reads before the block (normalized per session, as x)
+            first = calendar.lookback_start(lo, back)
+            if first < lo:
+                prior = wh.read_window("features", first, lo - timedelta(days=1), symbols=tradable, columns=["date", "symbol", *cols],
+                                       order_by="date, symbol")  # fmt: skip
+                before = pl.concat([rank_gauss(prior, cols), x], how="vertical_relaxed") if prior.height else x
+            else:
+                before = x
         sched = schedule.filter((pl.col("date") >= lo) & (pl.col("date") <= hi))
         for agent, variant in pairs:
             s = sched.filter(pl.col("agent") == variant.name)
@@ -87,14 +104,26 @@ def score_window(wh: Warehouse, settings: Settings, sessions: list[date], tradab
                 if version not in cache:
                     cache[version] = model_store.load_artifact(folder, path, sha)
                 rows = x.join(g.select("date", "symbol"), on=["date", "symbol"], how="semi")
-                score = agent.predict(cache[version], rows, variant, models)
+                need = lookback_sessions(agent, variant)
+                history = None
+                if need > 0:
+                    first_needed = calendar.lookback_start(rows["date"].min(), need)
+                    history = before.filter((pl.col("date") >= first_needed) & (pl.col("date") <= rows["date"].max()))
+                    history = history.select("date", "symbol", *agent.features(models))
+                score, z = predict_family(agent, cache[version], rows, variant, models, history)
+                if z is not None:
+                    latents.append(rows.select("date", "symbol").with_columns(
+                        agent=pl.lit(variant.name), model_version=pl.lit(version),
+                        z=pl.Series([None if not np.isfinite(r).all() else r.tolist() for r in z], dtype=pl.List(pl.Float64)),
+                    ))  # fmt: skip
                 parts.append(g.join(rows.select("date", "symbol").with_columns(score=pl.Series(score, dtype=pl.Float64)), on=["date", "symbol"])
                              .with_columns(reason=pl.lit(None, pl.String)))  # fmt: skip
             block = pl.concat(parts, how="diagonal_relaxed").join(vol, on=["date", "symbol"], how="left")
             out.append(block.with_columns(agent=pl.lit(variant.name), agent_version=pl.lit(f"{agent.name}@{agent.version}")).select(list(SCORE_SCHEMA)).cast(SCORE_SCHEMA))  # type: ignore[arg-type]
+    lat = pl.concat(latents).filter(pl.col("z").is_not_null()).sort("date", "symbol", "agent") if latents else pl.DataFrame(schema=LATENT_SCHEMA)
     if not out:
-        return pl.DataFrame(schema=SCORE_SCHEMA)
-    return pl.concat(out).sort("date", "symbol", "agent")
+        return pl.DataFrame(schema=SCORE_SCHEMA), lat
+    return pl.concat(out).sort("date", "symbol", "agent"), lat
 
 
 def past_scores(wh: Warehouse, first: date, before: date, agents: list[str]) -> pl.DataFrame:
@@ -120,11 +149,12 @@ def trained_outputs(wh: Warehouse, settings: Settings, sessions: list[date], tra
     models = settings.models
     pairs = trained_variants(TRAINED_AGENTS, models)
     names = [v.name for _, v in pairs]
+    family_agents = {a.name: a for a, _ in pairs}
     families: dict[str, list[str]] = {}
     for a, v in pairs:
         families.setdefault(a.name, []).append(v.name)
     start, end = sessions[0], sessions[-1]
-    scores = score_window(wh, settings, sessions, tradable)
+    scores, latents = score_window(wh, settings, sessions, tradable)
     lookback = calendar.lookback_start(start, max(models.ic_window, models.promotion_window) + models.horizon + 3)
     history = pl.concat([past_scores(wh, lookback, start, names), scores.select("date", "symbol", "agent", "score").filter(pl.col("score").is_not_null())])
     labels = read_labels(wh, lookback, end, tradable, models.horizon)
@@ -137,7 +167,13 @@ def trained_outputs(wh: Warehouse, settings: Settings, sessions: list[date], tra
         if training.is_training_session(t, models) or any(f not in champions for f in families):
             for fam, variants in families.items():
                 if training.is_training_session(t, models) or fam not in champions:
-                    d = promotion.decide(fam, variants, champions.get(fam), daily, t, models)
+                    agent = family_agents[fam]
+                    if getattr(agent, "starts_as_shadow", False):  # a deep family: enters only by beating its incumbent
+                        d = promotion.decide_shadow_family(
+                            fam, variants, champions.get(fam), champions.get(getattr(agent, "incumbent", "")), daily, t, models
+                        )
+                    else:
+                        d = promotion.decide(fam, variants, champions.get(fam), daily, t, models)
                     champions[fam] = d["champion"]
                     promos.append({**d, "run_id": run_id})
         for fam, variants in families.items():
@@ -159,7 +195,17 @@ def trained_outputs(wh: Warehouse, settings: Settings, sessions: list[date], tra
         "versions": versions,
         "promotions": pl.DataFrame(promos, schema=promo_schema),
         "calibration": calib,
+        "latents": latents,
     }
+
+
+def _champion_nullable(wh: Warehouse) -> None:
+    """Warehouses created before the deep families: model_promotions.champion was NOT NULL (a shadow
+    family has no champion)."""
+    row = wh.read("SELECT is_nullable FROM information_schema.columns WHERE table_name = 'model_promotions' AND column_name = 'champion'")
+    if row.height and row["is_nullable"][0] == "NO":
+        with wh.connect() as con:
+            con.execute("ALTER TABLE model_promotions ALTER COLUMN champion DROP NOT NULL")
 
 
 def write_model_tables(wh: Warehouse, settings: Settings, trained: dict, start: date, end: date, run_id: str) -> dict:
@@ -169,7 +215,9 @@ def write_model_tables(wh: Warehouse, settings: Settings, trained: dict, start: 
 
     versions, promos = trained["versions"], trained["promotions"]
     wh.replace_window("model_versions", versions, start, end)
+    _champion_nullable(wh)
     wh.replace_window("model_promotions", promos, start, end)
+    wh.replace_window("latents", trained["latents"], start, end)
     changes = promos.filter(pl.col("action") == "promote")
     if changes.height:
         wh.append_audit([

@@ -28,7 +28,7 @@ SHIFTS = {"JPM": SHORT[15], "XOM": SHORT[23]}  # level shifts (x 0.7 from that s
 DATED = ("price_history", "corporate_actions", "data_quality_log", "session_quality", "inferred_actions", "features",
          "model_outputs", "decisions", "risk_decisions", "orders", "fills", "executions", "positions", "portfolio", "cycle_meta",
          "performance", "performance_metrics", "performance_attribution",
-         "model_training_runs", "model_versions", "model_promotions")
+         "model_training_runs", "model_versions", "model_promotions", "latents")
 # tables whose partition column is known_at (a row about session `date` is written when it is known)
 KNOWN_AT = ("labels", "signal_quality")
 PRICES = ("open", "high", "low", "close", "adj_close")

@@ -16,7 +16,9 @@ from trading_assets.domain.agents.volatility import VolatilityAgent
 from trading_assets.domain.agents.gbm_cross_section import GbmCrossSection
 from trading_assets.domain.agents.gbm_ranker import GbmRanker
 from trading_assets.domain.agents.trained import TrainedAgent, Variant
+from trading_assets.domain.agents.ranknet import RankNetAgent
 from trading_assets.domain.agents.trained_momentum import TrainedMomentum
+from trading_assets.domain.agents.transformer import TransformerAgent
 from trading_assets.settings import AgentSettings
 
 AGENTS: tuple[Agent, ...] = (
@@ -29,11 +31,25 @@ AGENTS: tuple[Agent, ...] = (
 )
 REGIME_AGENT = "regime"
 
+def _deep(*factories) -> tuple:
+    """The deep families when PyTorch is installed (the [deep] extra); none otherwise, said once."""
+    from trading_assets.domain.deep import deep_unavailable_reason
+
+    reason = deep_unavailable_reason()
+    if reason is not None:
+        import logging
+
+        logging.getLogger("trading_assets").warning(reason)
+        return ()
+    return tuple(f() for f in factories)
+
+
 # Agents fitted on history at cadence sessions (trained.py): one module + one line here.
 TRAINED_AGENTS: tuple[TrainedAgent, ...] = (
     GbmCrossSection(),
     GbmRanker(),
     TrainedMomentum(),
+    *_deep(RankNetAgent, TransformerAgent),  # shadows until promoted; absent without torch
 )
 
 

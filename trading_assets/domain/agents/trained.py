@@ -78,6 +78,49 @@ class TrainedAgent(Protocol):
         ...
 
 
+# --- optional capabilities of a family (additive: a family that defines none is a plain TrainedAgent) -----
+#   lookback_sessions(variant) -> int       sessions of features BEFORE each scored/training session the
+#                                           model reads (a sequence model); 0 when absent
+#   fit_with_history(train, history, variant, settings, seed) -> bytes
+#   predict_with_history(artifact, x, history, variant, settings) -> (scores, latents (n, k) or None)
+#                                           history = every session's normalized rows from lookback
+#                                           sessions before the first row of train / x to its last
+#   starts_as_shadow: bool, incumbent: str  a family that reaches the Meta-Brain only by beating the
+#                                           incumbent family's champion under the promotion rule
+#   cadence_multiple: int                   retrains every cadence x this sessions (costly models)
+
+
+def lookback_sessions(agent: TrainedAgent, variant: Variant) -> int:
+    """Sessions of history before a row that the family reads (0 for per-row models)."""
+    f = getattr(agent, "lookback_sessions", None)
+    return int(f(variant)) if f is not None else 0
+
+
+def fit_family(agent: TrainedAgent, train: pl.DataFrame, history: pl.DataFrame | None, variant: Variant, settings: ModelSettings,
+               seed: int) -> bytes:
+    """agent.fit, or fit_with_history for a family that reads sequences."""
+    if hasattr(agent, "fit_with_history"):
+        if history is None:
+            raise ValueError(f"{agent.name} reads {lookback_sessions(agent, variant)} sessions of history: pass them")
+        return agent.fit_with_history(train, history, variant, settings, seed)
+    return agent.fit(train, variant, settings, seed)
+
+
+def predict_family(agent: TrainedAgent, artifact: bytes, x: pl.DataFrame, variant: Variant, settings: ModelSettings,
+                   history: pl.DataFrame | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """(scores for the rows of x, latents or None): agent.predict, or predict_with_history."""
+    if hasattr(agent, "predict_with_history"):
+        if history is None:
+            raise ValueError(f"{agent.name} reads {lookback_sessions(agent, variant)} sessions of history: pass them")
+        return agent.predict_with_history(artifact, x, history, variant, settings)
+    return agent.predict(artifact, x, variant, settings), None
+
+
+def cadence_multiple(agent: TrainedAgent, settings: ModelSettings) -> int:
+    """How many cadences between two retrains of the family (deep families: settings.deep_cadence_multiple)."""
+    return max(1, int(settings.deep_cadence_multiple)) if getattr(agent, "kind", "") == "deep" else 1
+
+
 def session_z(score: pl.Expr) -> pl.Expr:
     """(score - session mean) / session sd (ddof 0), 0 when sd = 0, clipped to [-Z_CLIP, Z_CLIP] (use .over("date"))."""
     sd = score.std(ddof=0)

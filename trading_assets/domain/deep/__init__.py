@@ -9,11 +9,18 @@ Pure math: tensors in, tensors/arrays out; no Dagster, DuckDB or file I/O (artif
 from __future__ import annotations
 
 import importlib.util
+import sys
 
 
 def torch_available() -> bool:
-    """True when PyTorch can be imported (the [deep] extra is installed)."""
-    return importlib.util.find_spec("torch") is not None
+    """True when PyTorch can be imported (the [deep] extra is installed). Looked up, not imported:
+    importing torch costs about a second of every start-up that never trains a deep model."""
+    if "torch" in sys.modules:
+        return sys.modules["torch"] is not None  # None: import explicitly blocked
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def deep_unavailable_reason() -> str | None:

@@ -3,7 +3,10 @@
     rows     = training.training_rows(features, labels, window(t))         (purge, known_at <= t)
     silent   when the rows span fewer than ModelSettings.min_train_sessions sessions -> NOT_TRAINED
     thinned  to at most max_train_rows rows (every k-th session, training.thin_sessions)
-    fit      agent.fit(rows, variant, settings, seed) -> artifact bytes
+    fit      agent.fit(rows, variant, settings, seed) -> artifact bytes; a sequence family
+             (trained.lookback_sessions > 0) also gets `history`: every session's normalized rows from
+             lookback sessions before the window's first label date to its last (unthinned), and its
+             version hashes those rows too
     version  training.model_version(...)
     in-sample rank IC = mean over the training sessions of the per-session rank IC of the model's
              predictions on its own training rows (oos.daily_rank_ic), a diagnostic, never used to decide.
@@ -20,7 +23,8 @@ from datetime import date
 import numpy as np
 import polars as pl
 
-from trading_assets.domain.agents.trained import TrainedAgent, Variant
+from trading_assets.domain import calendar
+from trading_assets.domain.agents.trained import TrainedAgent, Variant, fit_family, lookback_sessions, predict_family
 from trading_assets.domain.models import oos, training
 from trading_assets.settings import ModelSettings
 
@@ -96,13 +100,21 @@ def train_variant(
     y = rows["label"].to_numpy().astype(np.float64)
     fingerprint = training.data_fingerprint(x, y)
     first, last = rows["date"].min(), rows["date"].max()
+    history = None
+    back = lookback_sessions(agent, variant)
+    if back > 0:
+        history = features.select("date", "symbol", *cols).filter(
+            (pl.col("date") >= calendar.lookback_start(first, back)) & (pl.col("date") <= last)
+        ).sort("date", "symbol")
+        fingerprint = training.data_fingerprint(np.frombuffer(fingerprint.encode(), dtype=np.uint8), history.select(cols).to_numpy().astype(np.float64))
     version = training.model_version(
         agent.name, variant.name, agent.version, params, first, last, settings.horizon + settings.purge_extra, feature_version, fingerprint
     )
     t0 = time.perf_counter()
-    artifact = agent.fit(rows, variant, settings, seed)
+    artifact = fit_family(agent, rows, history, variant, settings, seed)
     fit_s = time.perf_counter() - t0
-    is_ic = mean_rank_ic(rows, agent.predict(artifact, rows, variant, settings))
+    in_sample, _ = predict_family(agent, artifact, rows, variant, settings, history)
+    is_ic = mean_rank_ic(rows, in_sample)
     return TrainResult(
         status=training.TRAINED, version=version, artifact=artifact, first_label_date=first, last_label_date=last,
         train_rows=rows.height, train_sessions=rows["date"].n_unique(), thin_every=k, is_rank_ic=is_ic, fit_seconds=fit_s, **base,

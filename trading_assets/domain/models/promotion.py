@@ -11,6 +11,14 @@ The challenger with the largest t_c replaces the champion when t_c >= promotion_
 n >= promotion_min_sessions (action "promote"; the old champion becomes a shadow challenger);
 otherwise the champion stays ("keep"). With no decision before, the family's first variant is the
 champion ("initial").
+
+A family that starts as a shadow (`starts_as_shadow`, the deep ones) has no champion at first: every
+variant is scored and evaluated, none reaches the Meta-Brain ("shadow"). At a training session its
+variants are compared by the same paired t-statistic with the champion of its `incumbent` family (the
+gradient-boosted model it competes with); the best one with t >= promotion_t over
+n >= promotion_min_sessions becomes the family's champion ("enter"). A champion of such a family goes
+back to shadow when the incumbent's champion beats it by the same rule ("demote"); otherwise its own
+variants compete as above.
 """
 
 from __future__ import annotations
@@ -64,3 +72,33 @@ def decide(family: str, variants: Sequence[str], champion: str | None, daily: pl
         "champion_ic": pick.get("champion_ic"), "challenger_ic": pick.get("challenger_ic"),
         "details": json.dumps(details, sort_keys=True),
     }  # fmt: skip
+
+
+def _row(t: date, family: str, champion: str | None, previous: str | None, action: str, best: str | None, pick: dict, details: dict) -> dict:
+    return {
+        "date": t, "family": family, "champion": champion, "previous": previous, "action": action, "best_challenger": best,
+        "t_stat": pick.get("t"), "n_sessions": pick.get("n", 0), "champion_ic": pick.get("champion_ic"),
+        "challenger_ic": pick.get("challenger_ic"), "details": json.dumps(details, sort_keys=True),
+    }  # fmt: skip
+
+
+def decide_shadow_family(family: str, variants: Sequence[str], champion: str | None, incumbent: str | None, daily: pl.DataFrame,
+                         t: date, settings: ModelSettings) -> dict:
+    """The decision at training session t for a family that starts as a shadow (module docstring)."""
+    if champion is not None and champion in variants:
+        if incumbent is not None:
+            stat, n, ic_i, ic_c = paired_t(daily, incumbent, champion, t, settings.promotion_window)
+            if stat is not None and n >= settings.promotion_min_sessions and stat >= settings.promotion_t:
+                pick = {"t": stat, "n": n, "champion_ic": ic_c, "challenger_ic": ic_i}
+                return _row(t, family, None, champion, "demote", incumbent, pick, {incumbent: pick})
+        return decide(family, variants, champion, daily, t, settings)
+    details: dict = {}
+    best = None
+    if incumbent is not None:
+        for v in variants:
+            stat, n, ic_v, ic_i = paired_t(daily, v, incumbent, t, settings.promotion_window)
+            details[v] = {"t": stat, "n": n, "challenger_ic": ic_v, "champion_ic": ic_i}
+            if stat is not None and n >= settings.promotion_min_sessions and (best is None or stat > details[best]["t"]):
+                best = v
+    enter = best is not None and details[best]["t"] >= settings.promotion_t
+    return _row(t, family, best if enter else None, None, "enter" if enter else "shadow", best, details.get(best, {}) if best else {}, details)

@@ -51,13 +51,14 @@ def session_index(d: date, anchor: date) -> int:
     return -len(calendar.sessions(d, calendar.previous_session(anchor)))
 
 
-def is_training_session(t: date, settings: ModelSettings) -> bool:
-    """t retrains the models: a session whose index from the anchor is a multiple of the cadence."""
+def is_training_session(t: date, settings: ModelSettings, multiple: int = 1) -> bool:
+    """t retrains the models: a session whose index from the anchor is a multiple of cadence x `multiple`
+    (multiple > 1: a family that retrains every few cadences, e.g. the deep ones)."""
     if not calendar.is_session(t):
         return False
     if settings.first_training is not None and t < settings.first_training:
         return False
-    return session_index(t, settings.anchor) % settings.cadence == 0
+    return session_index(t, settings.anchor) % (settings.cadence * max(1, multiple)) == 0
 
 
 def training_sessions(start: date, end: date, settings: ModelSettings) -> list[date]:
