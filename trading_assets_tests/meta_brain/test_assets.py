@@ -99,7 +99,9 @@ def test_one_session_end_to_end(filled):
     assert mo.height == 5 * 6  # A, B, C, E and the benchmark x six agents (D has no features row)
     trained = wh.read("SELECT * FROM model_outputs WHERE date = ? AND role <> 'heuristic'", [day])
     # every trained variant is silent (no model trained yet) on A, B, C, E (never the benchmark)
-    assert trained.height == 4 * 6 and (trained["confidence"] == 0).all() and trained["explanation"].str.contains("NOT_TRAINED").all()
+    from trading_assets.domain.agents import trained_variants
+
+    assert trained.height == 4 * len(trained_variants()) and (trained["confidence"] == 0).all() and trained["explanation"].str.contains("NOT_TRAINED").all()
     assert set(mo["run_id"]) == {result.run_id}
     d = {r["symbol"]: r for r in _decisions(wh, day).iter_rows(named=True)}
     assert sorted(d) == ["A", "B", "C", "D", "E"]  # the benchmark gets no decision
