@@ -119,7 +119,7 @@ def test_shadow_and_learned_model_rows_are_picked_up(whole, tmp_path, monkeypatc
     shutil.copy(whole.wh.db_path, db)
     wh = Warehouse(db, tmp_path / "audit")
     with wh.transaction() as con:
-        con.execute("ALTER TABLE model_outputs ADD COLUMN role VARCHAR")
+        con.execute("ALTER TABLE model_outputs ADD COLUMN IF NOT EXISTS role VARCHAR")  # the schema has it since #12
         con.execute("UPDATE model_outputs SET role = 'heuristic'")
         con.execute(
             "INSERT INTO model_outputs (date, symbol, agent, mu, sigma, confidence, role) "
