@@ -25,7 +25,7 @@ from trading_assets.defs.resources import PipelineConfig, WarehouseResource
 from trading_assets.domain import calendar
 from trading_assets.domain.evaluation.labels import HORIZONS, MAX_HORIZON, LABEL_SCHEMA, compute_labels, failed_bars, level_shifts
 from trading_assets.store.staged_writes import replace_window_in_chunks
-from trading_assets.store.warehouse import Warehouse
+from trading_assets.store.warehouse import SCHEMA_DIR, Warehouse
 
 LABEL_COLUMNS = (*LABEL_SCHEMA, "run_id")
 
@@ -45,6 +45,22 @@ def label_symbols(wh: Warehouse, pipeline: PipelineConfig) -> tuple[list[str], l
         return universe, None
     keep = set(pipeline.symbols) | set(frame.filter(pl.col("is_benchmark"))["symbol"].to_list())
     return universe, sorted(keep & set(universe))
+
+
+def drop_legacy_primary_key(wh: Warehouse) -> bool:
+    """Warehouses created before the labels table lost its PRIMARY KEY (store/schema/15_labels.sql:
+    the index made a 5-year rewrite 10x slower) get the table rebuilt without it, rows unchanged, in one
+    transaction. Returns True when it did."""
+    q = "SELECT count(*) AS n FROM duckdb_constraints() WHERE table_name = 'labels' AND constraint_type = 'PRIMARY KEY'"
+    if not wh.read(q)["n"][0]:
+        return False
+    ddl = (SCHEMA_DIR / "15_labels.sql").read_text().replace("CREATE TABLE IF NOT EXISTS labels", "CREATE TABLE labels_without_key")
+    with wh.transaction() as con:
+        con.execute(ddl)
+        con.execute("INSERT INTO labels_without_key SELECT * FROM labels")
+        con.execute("DROP TABLE labels")
+        con.execute("ALTER TABLE labels_without_key RENAME TO labels")
+    return True
 
 
 def read_label_inputs(wh: Warehouse, start, end, symbols: list[str]) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame]:
@@ -90,6 +106,8 @@ def labels(context: dg.AssetExecutionContext, warehouse: WarehouseResource, pipe
     settings = pipeline.settings()
     wh = warehouse.get()
     start, end, sessions = window_of(context)
+    if drop_legacy_primary_key(wh):
+        context.log.info("labels: rebuilt the table without its legacy PRIMARY KEY (rows unchanged)")
     universe, written = label_symbols(wh, pipeline)
     benchmarks = benchmark_symbols(wh, settings.benchmark)
 

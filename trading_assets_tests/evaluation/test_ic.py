@@ -177,3 +177,20 @@ def test_signal_metrics_is_session_then_rolling():
     assert both.height == 2 and both["n_rank_ic_2"].to_list() == [1, 2]
     first, second = session_metrics(s, lab)["rank_ic"].to_list()
     assert both["rank_ic_mean_2"].to_list() == [None, pytest.approx((first + second) / 2)]
+
+
+def test_segment_ranks_match_scipy_both_ways():
+    """The two rank layouts (padded matrix, one long sort) agree with scipy.stats.rankdata, ties included."""
+    from trading_assets.domain.evaluation.segments import _segment_ranks_sorted, segment_ids, segment_ranks_2d
+
+    rng = np.random.default_rng(5)
+    sizes = np.array([1, 7, 40, 3, 25])
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    seg = segment_ids(starts, int(sizes.sum()))
+    x = np.round(rng.normal(size=int(sizes.sum())), 1)  # many ties
+    for fn in (segment_ranks_2d, _segment_ranks_sorted):
+        avg, lo, hi = fn(x, seg, starts)
+        for a, b in zip(starts, np.append(starts[1:], len(x))):
+            assert (avg[a:b] == st.rankdata(x[a:b], method="average")).all()
+            assert (lo[a:b] == st.rankdata(x[a:b], method="min")).all()
+            assert (hi[a:b] == st.rankdata(-x[a:b], method="min")).all()

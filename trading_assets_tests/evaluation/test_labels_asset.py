@@ -135,3 +135,22 @@ def test_the_daily_job_materializes_the_evaluation_assets():
     job = defs.get_repository_def().get_job("trading_cycle")
     keys = {k.to_user_string() for k in job.asset_layer.executable_asset_keys}
     assert {"labels", "signal_quality"} <= keys
+
+
+def test_a_legacy_labels_table_loses_its_primary_key_and_keeps_its_rows(loaded):
+    from trading_assets.defs.labels import drop_legacy_primary_key
+
+    assert _run(loaded, DAYS[0], DAYS[-1]).success
+    before = _table(loaded)
+    with loaded.transaction() as con:  # the table as the first schema made it
+        con.execute("CREATE TABLE old_labels AS SELECT * FROM labels")
+        con.execute("DROP TABLE labels")
+        con.execute("CREATE TABLE labels AS SELECT * FROM old_labels WITH NO DATA")
+        con.execute("ALTER TABLE labels ADD PRIMARY KEY (date, symbol, horizon)")
+        con.execute("INSERT INTO labels SELECT * FROM old_labels")
+    assert drop_legacy_primary_key(loaded) is True
+    assert drop_legacy_primary_key(loaded) is False
+    assert _table(loaded).equals(before)
+    keys = loaded.read("SELECT constraint_type FROM duckdb_constraints() WHERE table_name = 'labels'")["constraint_type"].to_list()
+    assert "PRIMARY KEY" not in keys and keys.count("NOT NULL") == 7
+    assert _run(loaded, DAYS[0], DAYS[-1]).success and _table(loaded).equals(before)
