@@ -166,14 +166,18 @@ def train_window(wh: Warehouse, settings: Settings, days: list[date], symbols: l
         logger = MlflowRegistry(folder)
     for t in days:
         fv = current_feature_version(wh, t)
+        shared: dict[int, pl.DataFrame] = {}  # window_years -> the window's training rows, computed once for its variants
         for agent, variant in trained_variants(TRAINED_AGENTS, models):
             if not training.is_training_session(t, models, cadence_multiple(agent, models)):
                 continue  # a family that retrains every few cadences (the deep ones)
+            years = models.window_years if variant.window_years is None else variant.window_years
+            if years not in shared:
+                shared[years] = training.training_rows(features, labels, training.training_window(t, history_start, models, years))
             p = prev.get(variant.name)
             p_art = prev_artifacts.get(variant.name)
             if p is not None and p_art is None:
                 p_art = model_store.load_artifact(folder, p["artifact_path"], p["artifact_sha256"])
-            r = train_variant(agent, variant, t, features, labels, history_start, fv, models, settings.seed)
+            r = train_variant(agent, variant, t, features, labels, history_start, fv, models, settings.seed, window_rows=shared[years])
             val = validation_ic(agent, variant, p, p_art, t, features, labels, models)
             rel = None
             mlflow_id = None

@@ -76,9 +76,11 @@ def train_variant(
     feature_version: str,
     settings: ModelSettings,
     seed: int,
+    window_rows: pl.DataFrame | None = None,
 ) -> TrainResult:
     """One training of `variant` at session t (see the module docstring). features: date, symbol and
-    the agent's feature columns, normalized; labels: the LABELS CONTRACT columns of one horizon."""
+    the agent's feature columns, normalized; labels: the LABELS CONTRACT columns of one horizon;
+    window_rows: training.training_rows(features, labels, the variant's window) when the caller has it."""
     years = settings.window_years if variant.window_years is None else variant.window_years
     window = training.training_window(t, history_start, settings, years)
     params = variant_params(variant, settings)
@@ -87,7 +89,9 @@ def train_variant(
         purge_sessions=settings.horizon + settings.purge_extra,
     )
     cols = list(agent.features(settings))
-    rows = training.training_rows(features.select("date", "symbol", *cols), labels, window)
+    if window_rows is None:  # the caller may pass training_rows(features, labels, window) shared by the variants of one window
+        window_rows = training.training_rows(features, labels, window)
+    rows = window_rows.select("date", "symbol", *cols, "label")
     n_sessions = rows["date"].n_unique() if rows.height else 0
     if n_sessions < settings.min_train_sessions:
         return TrainResult(
