@@ -7,8 +7,8 @@ return (open(s+1) -> open(s+2)); only its within-session ORDER enters the loss (
 Score: the scorer's output f(x) (higher = ranked higher). A deep family starts as a shadow and reaches
 the Meta-Brain only through the promotion rule (registry / domain/models/promotion.py).
 
-Variants (all shadows until promoted): `ranknet` = MLP 64-32, dropout 0.1, 8 epochs, 2,000 pairs per
-session; `ranknet.wide` = MLP 128-64, 4,000 pairs per session, sliding 3-year window. The parameters
+Variants (all shadows until promoted): `ranknet` = MLP 64-32, dropout 0.1, 4 epochs, 500 pairs per
+session; `ranknet.wide` = MLP 128-64, 1,000 pairs per session, sliding 3-year window. The parameters
 are set a priori (small nets, few epochs: the 2-core budget of issue #17), never tuned on the
 reported out-of-sample years.
 """
@@ -51,8 +51,8 @@ class RankNetAgent:
 
     def variants(self, settings: ModelSettings) -> tuple[Variant, ...]:
         return (
-            Variant(self.name, (("hidden", (64, 32)), ("epochs", 8), ("pairs_per_session", 2_000))),
-            Variant(f"{self.name}.wide", (("hidden", (128, 64)), ("epochs", 8), ("pairs_per_session", 4_000)), window_years=3),
+            Variant(self.name, (("hidden", (64, 32)), ("epochs", 4), ("pairs_per_session", 500))),
+            Variant(f"{self.name}.wide", (("hidden", (128, 64)), ("epochs", 4), ("pairs_per_session", 1_000)), window_years=3),
         )
 
     def fit(self, train: pl.DataFrame, variant: Variant, settings: ModelSettings, seed: int) -> bytes:

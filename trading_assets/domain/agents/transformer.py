@@ -34,8 +34,8 @@ SEQUENCE_FEATURES: tuple[str, ...] = (
 )  # fmt: skip
 
 DEFAULTS = {
-    "window": 10, "latent_dim": 8, "ae_hidden": 64, "ae_epochs": 6, "ae_windows": 40_000,
-    "seq_len": 20, "d_model": 64, "heads": 2, "layers": 2, "ff": 128, "dropout": 0.1, "tf_epochs": 4, "tf_sequences": 30_000,
+    "window": 10, "latent_dim": 8, "ae_hidden": 64, "ae_epochs": 4, "ae_windows": 20_000,
+    "seq_len": 20, "d_model": 64, "heads": 2, "layers": 2, "ff": 128, "dropout": 0.1, "tf_epochs": 3, "tf_sequences": 8_000,
 }  # fmt: skip
 
 
@@ -55,29 +55,19 @@ def _sample(idx: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     return idx if idx.size <= k else np.sort(rng.choice(idx, size=k, replace=False))
 
 
-def latent_rows(keys: pl.DataFrame, values: np.ndarray, codes: np.ndarray, ae_state: dict) -> tuple[np.ndarray, np.ndarray]:
-    """(row indices with a full window, z for them) over a panel."""
-    from trading_assets.domain.deep.sequence import encode
+def sequence_rows(codes: np.ndarray, window: int, seq_len: int) -> np.ndarray:
+    """Rows r whose last seq_len rows are r's symbol's and each has a full window of `window` rows:
+    position in the symbol >= seq_len + window - 2 (windows.window_ends of length seq_len + window - 1)."""
     from trading_assets.domain.deep.windows import window_ends
 
-    ends = window_ends(codes, ae_state["window"])
-    return ends, encode(ae_state, values, ends)
+    return window_ends(codes, seq_len + window - 1)
 
 
-def _z_panel(n: int, ends: np.ndarray, z: np.ndarray, latent_dim: int) -> tuple[np.ndarray, np.ndarray]:
-    """A (n, k) z array (NaN where the window is incomplete) and the validity mask."""
-    full = np.full((n, latent_dim), np.nan, dtype=np.float32)
-    full[ends] = z
-    return full, ~np.isnan(full[:, 0])
-
-
-def sequence_ends(valid: np.ndarray, codes: np.ndarray, seq_len: int) -> np.ndarray:
-    """Rows whose last seq_len rows are one symbol's and all have a z."""
-    from trading_assets.domain.deep.windows import window_ends
-
-    ends = window_ends(codes, seq_len)
-    ok_run = np.convolve(valid.astype(np.int64), np.ones(seq_len, dtype=np.int64), mode="full")[: valid.size]
-    return ends[ok_run[ends] == seq_len]
+def needed_rows(ends: np.ndarray, seq_len: int) -> np.ndarray:
+    """The rows whose z the sequences ending at `ends` read (each end and the seq_len - 1 rows before)."""
+    if ends.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.unique((ends[:, None] + np.arange(-seq_len + 1, 1)[None, :]).ravel())
 
 
 class TransformerAgent:
@@ -101,7 +91,9 @@ class TransformerAgent:
         """train: date, symbol, features, label (labeled rows); history: every session's rows of the window
         (and the lookback before it), unthinned, for the windows and sequences."""
         from trading_assets.domain.deep.runtime import from_bytes, to_bytes
-        from trading_assets.domain.deep.sequence import AutoencoderParams, TransformerParams, fit_autoencoder, fit_transformer, session_rank_target
+        from trading_assets.domain.deep.sequence import (
+            AutoencoderParams, TransformerParams, encode, fit_autoencoder, fit_transformer, session_rank_target,
+        )  # fmt: skip
         from trading_assets.domain.deep.windows import window_ends
 
         p = _p(variant)
@@ -111,40 +103,53 @@ class TransformerAgent:
                                threads=settings.num_threads)  # fmt: skip
         ae_blob, _ = fit_autoencoder(values, _sample(window_ends(codes, ae.window), p["ae_windows"], rng), ae)
         ae_state = from_bytes(ae_blob)
-        ends, z = latent_rows(keys, values, codes, ae_state)
-        zfull, valid = _z_panel(values.shape[0], ends, z, ae.latent_dim)
         labeled = keys.with_row_index("_row").join(train.select("date", "symbol", "label"), on=["date", "symbol"], how="inner")
         target = np.full(values.shape[0], np.nan, dtype=np.float32)
         rows = labeled["_row"].to_numpy()
         target[rows] = session_rank_target(labeled["label"].to_numpy(), labeled["date"].to_physical().to_numpy())
-        seq = sequence_ends(valid, codes, p["seq_len"])
+        seq = sequence_rows(codes, ae.window, p["seq_len"])
         seq = _sample(seq[np.isfinite(target[seq])], p["tf_sequences"], rng)
+        need = needed_rows(seq, p["seq_len"])  # encode only the latents the sampled sequences read
+        zfull = np.zeros((values.shape[0], ae.latent_dim), dtype=np.float32)
+        if need.size:
+            zfull[need] = encode(ae_state, values, need, threads=settings.num_threads)
         tp = TransformerParams(seq_len=p["seq_len"], d_model=p["d_model"], heads=p["heads"], layers=p["layers"], ff=p["ff"],
                                dropout=p["dropout"], epochs=p["tf_epochs"], seed=seed, threads=settings.num_threads)  # fmt: skip
-        tf_blob, _ = fit_transformer(np.nan_to_num(zfull), seq, np.nan_to_num(target), tp)
+        tf_blob, _ = fit_transformer(zfull, seq, np.nan_to_num(target), tp)
         return to_bytes({"kind": "transformer_family", "autoencoder": ae_state, "transformer": from_bytes(tf_blob)})
 
     def predict_with_history(self, artifact: bytes, x: pl.DataFrame, history: pl.DataFrame, variant: Variant,
                              settings: ModelSettings) -> tuple[np.ndarray, np.ndarray]:
-        """Scores for the rows of x and their z_t (len(x), k): NaN where the symbol lacks the history."""
+        """Scores for the rows of x and their z_t (len(x), k): NaN where the symbol lacks the history.
+        Only what x needs is computed: the L latents before each row of x and their W-session windows."""
         from trading_assets.domain.deep.runtime import from_bytes
-        from trading_assets.domain.deep.sequence import predict_transformer
+        from trading_assets.domain.deep.sequence import encode, predict_transformer
 
         state = from_bytes(artifact)
         if state.get("kind") != "transformer_family":
             raise ValueError(f"artifact is a {state.get('kind')!r} model, not a transformer_family")
+        ae_state, tf_state = state["autoencoder"], state["transformer"]
+        w, k, seq_len = ae_state["window"], ae_state["latent_dim"], tf_state["params"]["seq_len"]
         keys, values, codes = _panel(history, SEQUENCE_FEATURES)
-        ends, z = latent_rows(keys, values, codes, state["autoencoder"])
-        k = state["autoencoder"]["latent_dim"]
-        zfull, valid = _z_panel(values.shape[0], ends, z, k)
-        seq = sequence_ends(valid, codes, state["transformer"]["params"]["seq_len"])
-        score = np.full(values.shape[0], np.nan)
-        score[seq] = predict_transformer(state["transformer"], np.nan_to_num(zfull), seq, threads=settings.num_threads)
-        at = keys.with_row_index("_row").with_columns(_score=pl.Series(score))
-        out = x.select("date", "symbol").join(at, on=["date", "symbol"], how="left", maintain_order="left")
-        rows = out["_row"]
+        n = values.shape[0]
+        at = x.select("date", "symbol").join(keys.with_row_index("_row"), on=["date", "symbol"], how="left", maintain_order="left")
+        rows = at["_row"]
+        has_row = rows.is_not_null().to_numpy()
+        idx = rows.drop_nulls().to_numpy().astype(np.int64)
+        seq_ok = np.zeros(n, dtype=bool)
+        seq_ok[sequence_rows(codes, w, seq_len)] = True
+        scored = idx[seq_ok[idx]]
+        need = needed_rows(scored, seq_len)
+        zfull = np.zeros((n, k), dtype=np.float32)
+        if need.size:
+            zfull[need] = encode(ae_state, values, need, threads=settings.num_threads)
+        score_rows = np.full(n, np.nan)
+        if scored.size:
+            score_rows[scored] = predict_transformer(tf_state, zfull, scored, threads=settings.num_threads)
+        score = np.full(x.height, np.nan)
         zx = np.full((x.height, k), np.nan)
-        ok = rows.is_not_null().to_numpy()
-        zx[ok] = zfull[rows.drop_nulls().to_numpy().astype(np.int64)]
-        zx[np.isnan(out["_score"].to_numpy())] = np.nan  # a latent only where the sequence model scored
-        return out["_score"].to_numpy(), zx
+        pos = np.flatnonzero(has_row)
+        score[pos] = score_rows[idx]
+        ok = pos[np.isfinite(score_rows[idx])]
+        zx[ok] = zfull[idx[np.isfinite(score_rows[idx])]]
+        return score, zx

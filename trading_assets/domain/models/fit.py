@@ -9,7 +9,8 @@
              version hashes those rows too
     version  training.model_version(...)
     in-sample rank IC = mean over the training sessions of the per-session rank IC of the model's
-             predictions on its own training rows (oos.daily_rank_ic), a diagnostic, never used to decide.
+             predictions on its own training rows (oos.daily_rank_ic), a diagnostic, never used to decide
+             (a sequence family: over its last IS_SEQUENCE_SESSIONS training sessions).
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ from trading_assets.domain import calendar
 from trading_assets.domain.agents.trained import TrainedAgent, Variant, fit_family, lookback_sessions, predict_family
 from trading_assets.domain.models import oos, training
 from trading_assets.settings import ModelSettings
+
+
+IS_SEQUENCE_SESSIONS = 50  # in-sample IC of a sequence family: its last 50 training sessions (a diagnostic)
 
 
 @dataclass
@@ -117,8 +121,12 @@ def train_variant(
     t0 = time.perf_counter()
     artifact = fit_family(agent, rows, history, variant, settings, seed)
     fit_s = time.perf_counter() - t0
-    in_sample, _ = predict_family(agent, artifact, rows, variant, settings, history)
-    is_ic = mean_rank_ic(rows, in_sample)
+    diag = rows
+    if history is not None:  # a sequence family: in-sample IC on its last IS_SEQUENCE_SESSIONS sessions (inference is the cost)
+        last_days = rows["date"].unique().sort().tail(IS_SEQUENCE_SESSIONS)
+        diag = rows.filter(pl.col("date").is_in(last_days.implode()))
+    in_sample, _ = predict_family(agent, artifact, diag, variant, settings, history)
+    is_ic = mean_rank_ic(diag, in_sample)
     return TrainResult(
         status=training.TRAINED, version=version, artifact=artifact, first_label_date=first, last_label_date=last,
         train_rows=rows.height, train_sessions=rows["date"].n_unique(), thin_every=k, is_rank_ic=is_ic, fit_seconds=fit_s, **base,
