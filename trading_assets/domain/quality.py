@@ -380,8 +380,13 @@ def _bar_rules(b: pl.DataFrame, a: pl.DataFrame, s: QualitySettings) -> pl.DataF
 
 
 def _lag(name: str, n: int) -> pl.Expr:
-    """The column `name` n bars earlier in the symbol's series (n = 0: this bar)."""
-    return pl.col(name) if n == 0 else pl.col(name).shift(n).over("symbol")
+    """The column `name` n bars earlier in the symbol's series (n = 0: this bar; null before its first).
+    On bars sorted by (symbol, date) a plain shift masked where the symbol changes (`_same{n}`, made
+    by `_held_moves`) equals shift(n).over("symbol") and costs a fraction of it (the held-move rules
+    take ~25 of them)."""
+    if n == 0:
+        return pl.col(name)
+    return pl.when(pl.col(f"_same{n}")).then(pl.col(name).shift(n))
 
 
 def _held_moves(b: pl.DataFrame, s: QualitySettings) -> pl.DataFrame:
@@ -409,6 +414,8 @@ def _held_moves(b: pl.DataFrame, s: QualitySettings) -> pl.DataFrame:
     if k < 1:
         raise ValueError(f"QualitySettings.confirm_sessions must be >= 1, got {k}")
     f, lvl = s.reversal_fraction, s.level_tolerance
+    sym_id = pl.col("symbol").rle_id()  # bars are sorted by (symbol, date): one run per symbol
+    b = b.with_columns(*[(sym_id.shift(n) == sym_id).fill_null(False).alias(f"_same{n}") for n in range(1, k + 1)])
     b = b.with_columns(
         *[
             sum((_lag("ret", i) for i in range(1, m)), pl.col("ret")).alias(f"_D{m}")  # + keeps nulls
@@ -456,21 +463,24 @@ def _held_moves(b: pl.DataFrame, s: QualitySettings) -> pl.DataFrame:
 
     b = b.with_columns(
         pend_j.alias("_pend_j"),
-        (~pl.col("_rev_j").is_null()).alias("_has_rev"),
         pl.any_horizontal(*pending.values()).alias("MOVE_UNCONFIRMED"),
+        confirmed.alias("_confirmed"),
         (confirmed & ~infer).alias("MOVE_CONFIRMED"),
         infer.alias("LEVEL_SHIFT_INFERRED"),
-        _lag("date", k).alias("_move_date"),
-        ret_e.alias("_move_ret"),
-        pl.concat_list([_lag("date", k - m) for m in range(1, k + 1)]).alias("_confirming"),
-        stable.alias("_stable"),
-        pl.when(split_e).then(pl.lit("split")).otherwise(pl.lit("level_shift")).alias("_inf_action"),
-        pl.when(split_e).then(_lag("_split_ratio", k)).otherwise(ret_e.exp()).alias("_inf_ratio"),
     )
-    return b.with_columns(
+    # the values the details report, computed on the few flagged bars only (the rest stay null:
+    # they are carried through the (session, symbol) grid, and a list per bar would cost the most)
+    conf = pl.col("_confirmed")
+    details = b.with_columns(
         at_lag("date", pl.col("_pend_j"), range(k)).alias("_pend_date"),
         at_lag("ret", pl.col("_pend_j"), range(k)).alias("_pend_ret"),
         (k - pl.col("_pend_j")).alias("_pend_left"),
+        pl.when(conf).then(_lag("date", k)).alias("_move_date"),
+        pl.when(conf).then(ret_e).alias("_move_ret"),
+        pl.when(conf).then(pl.concat_list([_lag("date", k - m) for m in range(1, k + 1)])).alias("_confirming"),
+        pl.when(conf).then(stable).alias("_stable"),
+        pl.when(conf).then(pl.when(split_e).then(pl.lit("split")).otherwise(pl.lit("level_shift"))).alias("_inf_action"),
+        pl.when(conf).then(pl.when(split_e).then(_lag("_split_ratio", k)).otherwise(ret_e.exp())).alias("_inf_ratio"),
         at_lag("ret", pl.col("_rev_j"), range(2, k + 1)).alias("_revm_ret"),
         pl.coalesce([pl.when(pl.col("_rev_j") == j).then(pl.col(f"_D{j}")) for j in range(2, k + 1)] or [pl.lit(None, pl.Float64)]).alias("_revm_back"),
         pl.coalesce(
@@ -478,6 +488,8 @@ def _held_moves(b: pl.DataFrame, s: QualitySettings) -> pl.DataFrame:
             or [pl.lit(None, pl.List(pl.Date))]
         ).alias("_revm_dates"),
     )
+    helpers = [c for c in details.columns if c.startswith(("_D", "_R", "_S", "_same")) or c in ("_hold", "_rev_j", "_pend_j", "_confirmed", "_split_ratio")]
+    return details.drop(helpers)
 
 
 def _nearest_ratio(ratios: Sequence[float], digits: int | None = 6) -> pl.Expr:
