@@ -313,6 +313,26 @@ class CostSettings:
 
 
 @dataclass(frozen=True)
+class PortfolioSettings:
+    """Portfolio construction before the risk gate (domain/optimizer.py, domain/portfolio_methods.py)."""
+
+    method: str = "kelly_mv"  # "kelly_mv" (multi-asset Kelly optimizer) | "kelly_diagonal" (the Meta-Brain's
+    #                           per-name gamma mu / sigma^2) | "topk_dropout" (qlib's TopkDropoutStrategy)
+    # a trade's cost is paid once, the edge mu every session it is held: the optimizer charges cost / H per
+    # session, H = the sessions a position is expected to be held (Grinold and Kahn's amortization of
+    # transaction costs; one month, a choice stated, not tuned). H = 1 compares a one-off cost with one
+    # session's edge, and the daily mu_hat of a few basis points never pays for the spread.
+    cost_horizon_sessions: float = 21.0
+    risk_factors: int = 10  # principal components of the trailing correlation in Sigma's factor model
+    specific_floor: float = 0.05  # smallest specific share of a name's variance (conditioning of Sigma)
+    max_screen_rounds: int = 4  # solves per session when screened-out names turn out to belong in the program
+    screen_tolerance: float = 1e-9  # a left-out name joins when its marginal gain beats its cost by more
+    topk: int = 50  # topk_dropout: names held (qlib's benchmark setting, topk=50)
+    n_drop: int = 5  # topk_dropout: names replaced per session at most (qlib's benchmark setting, n_drop=5)
+    risk_degree: float = 0.95  # topk_dropout: share of NAV invested (qlib's default risk_degree)
+
+
+@dataclass(frozen=True)
 class Settings:
     data_dir: Path
     db_path: Path
@@ -333,6 +353,7 @@ class Settings:
     risk: RiskSettings = field(default_factory=RiskSettings)
     execution: ExecutionSettings = field(default_factory=ExecutionSettings)
     costs: CostSettings = field(default_factory=CostSettings)
+    portfolio: PortfolioSettings = field(default_factory=PortfolioSettings)
 
     def replace(self, **changes) -> "Settings":
         return dataclasses.replace(self, **changes)
@@ -464,6 +485,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
             algo=env.get("TRADING_ALGO", "market_on_open"),
             broker_url=env.get("TRADING_BROKER_URL", ""),
         ),
+        portfolio=PortfolioSettings(method=_method(env.get("TRADING_PORTFOLIO_METHOD", "kelly_mv"))),
     )
 
 
@@ -476,6 +498,16 @@ def _systemic_fault_mode(text: str) -> str:
     if mode not in SYSTEMIC_FAULT_MODES:
         raise ValueError(f"TRADING_ON_SYSTEMIC_FAULT={text!r}: expected one of {SYSTEMIC_FAULT_MODES}")
     return mode
+
+
+PORTFOLIO_METHODS = ("kelly_mv", "kelly_diagonal", "topk_dropout")
+
+
+def _method(text: str) -> str:
+    method = text.strip().lower() or "kelly_mv"
+    if method not in PORTFOLIO_METHODS:
+        raise ValueError(f"TRADING_PORTFOLIO_METHOD={text!r}: expected one of {PORTFOLIO_METHODS}")
+    return method
 
 
 def _mode(text: str) -> str:

@@ -190,13 +190,15 @@ def provenance(wh: Warehouse, start: date, end: date, settings: Settings) -> dic
 # Columns the book's tables carry beyond their .sql schema (added on first write)
 EXTRA_COLUMNS = {
     "risk_decisions": {"pre_risk_decision": "VARCHAR", "mu_hat": "DOUBLE", "sigma_hat": "DOUBLE",
-                       "close": "DOUBLE", "sector": "VARCHAR"},
+                       "close": "DOUBLE", "sector": "VARCHAR", "optimizer_weight": "DOUBLE"},
     "orders": {"expected_volume": "DOUBLE", "sigma_daily": "DOUBLE", "algo": "VARCHAR"},
     "fills": {"reason": "VARCHAR", "ordered_quantity": "DOUBLE", "algo": "VARCHAR", "arrival_price": "DOUBLE",
               "vwap_proxy": "DOUBLE", "shortfall_arrival_bps": "DOUBLE", "shortfall_vwap_bps": "DOUBLE",
               "fill_ratio": "DOUBLE", "leftover_quantity": "DOUBLE", "leftover": "VARCHAR"},
     "portfolio": {"recovery_sessions": "INTEGER", "tail_prob": "DOUBLE", "approved_gross": "DOUBLE",
-                  "warnings": "VARCHAR"},
+                  "warnings": "VARCHAR", "method": "VARCHAR", "optimizer_status": "VARCHAR",
+                  "expected_return": "DOUBLE", "risk_penalty": "DOUBLE", "cost_penalty": "DOUBLE",
+                  "ex_ante_vol": "DOUBLE", "optimizer": "VARCHAR"},
 }
 
 

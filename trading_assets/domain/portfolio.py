@@ -31,6 +31,7 @@ import numpy as np
 import polars as pl
 
 from trading_assets.domain import execution as ex
+from trading_assets.domain import portfolio_methods as pm
 from trading_assets.domain import reasons as rc
 from trading_assets.domain import risk
 from trading_assets.settings import Settings
@@ -52,6 +53,7 @@ RISK_DECISION_SCHEMA = {
     "sigma_hat": pl.Float64,
     "close": pl.Float64,
     "sector": pl.String,
+    "optimizer_weight": pl.Float64,  # the portfolio method's target (the gate's input); NaN/null: fixed name
 }
 POSITION_SCHEMA = {
     "date": pl.Date,
@@ -82,6 +84,13 @@ PORTFOLIO_SCHEMA = {
     "n_positions": pl.Int32,
     "sector_exposure": pl.String,
     "warnings": pl.String,
+    "method": pl.String,  # settings.portfolio.method
+    "optimizer_status": pl.String,  # kelly_mv: the solver's status (Solved, ..., NoTradableNames); else null
+    "expected_return": pl.Float64,  # kelly_mv: mu' w of the optimizer's book (next session, fraction of NAV)
+    "risk_penalty": pl.Float64,  # kelly_mv: (1 / (2 gamma)) w' Sigma w
+    "cost_penalty": pl.Float64,  # kelly_mv: the cost term of the trades to the optimizer's book
+    "ex_ante_vol": pl.Float64,  # kelly_mv: annualized sqrt(252 w' Sigma w) of the optimizer's book
+    "optimizer": pl.String,  # kelly_mv: JSON objective, binding constraints, names in the program, solves
 }
 DECISION_INPUT_COLUMNS = ("symbol", "mu_hat", "sigma_hat", "target_weight_raw", "pre_risk_decision",
                           "reason_codes", "regime")
@@ -326,15 +335,27 @@ def _advance(state: BookState, pending: list[tuple], x: SessionInputs, settings:
         fv = [feats.get(s, (None, None)) for s in symbols]
         vol = np.array([np.nan if v is None else v for _, v in fv], dtype=float)
         adv = np.array([np.nan if a is None else a for a, _ in fv], dtype=float)
+    # 5a. the method's targets (domain/portfolio_methods.py): the optimizer, the Meta-Brain's Kelly or top-k
+    current_qty = np.array([positions[s].quantity if s in positions else 0.0 for s in symbols])
+    pre_reject = np.array([x.halted or d is None or d == rc.REJECT for d in pre_dec], dtype=bool)  # halted: #16
+    ann = settings.features.annualization
+    method_target, opt_record = pm.session_targets(
+        settings.portfolio.method, mu=num("mu_hat"), sigma_daily=num("sigma_hat"), kelly_target=target,
+        w0=np.where(np.isfinite(mark), current_qty * np.nan_to_num(mark) / nav, 0.0),
+        tradable=close_ok & ~pre_reject & np.isfinite(target) & (tstate != risk.HALTED), sectors=sectors,
+        close=close_now, adv=adv, vol_daily=vol / math.sqrt(ann), returns=rets, nav=nav, settings=settings)
+    if not opt_record.get("ok", True):  # the optimizer failed: the tradable names hold (target = current)
+        pre_codes = [c + [rc.OPTIMIZER_FAILED] if np.isfinite(t) else c for c, t in zip(pre_codes, method_target)]
+        warnings.append(f"{rc.OPTIMIZER_FAILED}: {opt_record['optimizer_status']}; the current book is held")
     gi = risk.GateInput(
         symbols=symbols,
         sectors=sectors,
         price=mark,
         price_ok=close_ok,
-        current_qty=np.array([positions[s].quantity if s in positions else 0.0 for s in symbols]),
+        current_qty=current_qty,
         nav=nav,
-        target_raw=target,
-        pre_reject=np.array([x.halted or d is None or d == rc.REJECT for d in pre_dec], dtype=bool),
+        target_raw=method_target,
+        pre_reject=pre_reject,
         pre_codes=pre_codes,
         regime=col("regime", None),
         vol=vol,
@@ -359,6 +380,7 @@ def _advance(state: BookState, pending: list[tuple], x: SessionInputs, settings:
         "reason_codes": g.reason_codes,
         "current_weight": g.current_weight,
         "target_weight_raw": target,
+        "optimizer_weight": method_target,
         "approved_weight": g.approved_weight,
         "order_quantity": g.order_qty,
         "adjustments": g.adjustments,
@@ -421,6 +443,9 @@ def _advance(state: BookState, pending: list[tuple], x: SessionInputs, settings:
         "n_positions": len(pos_syms),
         "sector_exposure": json.dumps({k: sector_now[k] for k in sorted(sector_now)}),
         "warnings": json.dumps(warnings),
+        "method": opt_record["method"],
+        **{k: opt_record.get(k) for k in ("optimizer_status", "expected_return", "risk_penalty", "cost_penalty",
+                                          "ex_ante_vol", "optimizer")},
     }
     new_state = BookState(date=t, cash=cash, nav=nav, peak_nav=peak, positions=positions, trading_state=tstate,
                           recovery_phase=phase, recovery_sessions=n_in_phase, pending_orders=_NO_ORDERS)
@@ -496,7 +521,7 @@ def _risk_frame(parts: list[dict]) -> pl.DataFrame:
         else:
             cols[name] = _column(name, dtype, [p[name] for p in parts], counts)
     return pl.DataFrame(cols).with_columns(pl.col("target_weight_raw").fill_nan(None),
-                                           pl.col("close").fill_nan(None))
+                                           pl.col("close").fill_nan(None), pl.col("optimizer_weight").fill_nan(None))
 
 
 def _columns_frame(parts: list[dict], schema: dict) -> pl.DataFrame:

@@ -91,3 +91,5 @@ LABEL_CODES: dict[str, str] = {
 PARTICIPATION_CAP = "PARTICIPATION_CAP"  # part of an order was over the cap of its slots' expected volume
 NO_VOLUME_ESTIMATE = "NO_VOLUME_ESTIMATE"  # no ADV at the decision: the children ran uncapped
 NO_INTRADAY_BAR = "NO_INTRADAY_BAR"  # no valid high/low/close on the fill session: a twap/vwap order filled at the open
+# --- portfolio construction (domain/optimizer.py, domain/portfolio_methods.py) -------------------
+OPTIMIZER_FAILED = "OPTIMIZER_FAILED"  # the session's optimizer did not solve: the current book is held

@@ -26,7 +26,7 @@ def _with_bars(sessions, thin: bool = True):
 
 
 def _settings(**kw):
-    s = load_settings({})
+    s = load_settings({"TRADING_PORTFOLIO_METHOD": "kelly_diagonal"})  # the execution of the Meta-Brain's targets
     return s.replace(execution=dataclasses.replace(s.execution, **kw))
 
 

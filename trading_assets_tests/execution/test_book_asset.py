@@ -15,6 +15,9 @@ from trading_assets.domain import reasons as rc
 from trading_assets_tests.execution.book_fixtures import WINDOW, book_tables, fill_market, materialize_book
 
 
+DIAGONAL = {"portfolio": {"method": "kelly_diagonal"}}
+
+
 @pytest.fixture
 def market(warehouse):
     fill_market(warehouse)
@@ -38,7 +41,8 @@ def test_graph_shape():
 
 
 def test_range_run_positions_rerun_and_split_runs(market, tmp_path):
-    res = materialize_book(market, WINDOW[0], WINDOW[-1])
+    # the hand-made targets (14% capped, a sell on the 5th session) are the Meta-Brain's: kelly_diagonal
+    res = materialize_book(market, WINDOW[0], WINDOW[-1], settings_overrides=DIAGONAL)
     assert all(e.passed for e in res.get_asset_check_evaluations())
     t = book_tables(market)
     rd, fills, pos, port = t["risk_decisions"], t["fills"], t["positions"], t["portfolio"]
@@ -81,7 +85,7 @@ def test_range_run_positions_rerun_and_split_runs(market, tmp_path):
     assert payload["provenance"]["providers"] == {"synthetic": 5} and payload["provenance"]["feature_version"] == ["fv1"]
 
     # a rerun of one session in the middle leaves every table identical
-    materialize_book(market, WINDOW[5], WINDOW[5])
+    materialize_book(market, WINDOW[5], WINDOW[5], settings_overrides=DIAGONAL)
     t2 = book_tables(market)
     for name in t:
         assert_frame_equal(t[name], t2[name])
@@ -94,8 +98,8 @@ def test_range_run_positions_rerun_and_split_runs(market, tmp_path):
     other = Warehouse(tmp_path / "split.duckdb", tmp_path / "audit2")
     other.ensure_schema()
     fill_market(other)
-    materialize_book(other, WINDOW[0], WINDOW[4])
-    materialize_book(other, WINDOW[5], WINDOW[-1])
+    materialize_book(other, WINDOW[0], WINDOW[4], settings_overrides=DIAGONAL)
+    materialize_book(other, WINDOW[5], WINDOW[-1], settings_overrides=DIAGONAL)
     t3 = book_tables(other)
     for name in t:
         assert_frame_equal(t[name], t3[name])

@@ -86,7 +86,7 @@ def _inputs(day, targets, opens, closes, actions=None):
 
 
 def test_two_sessions_by_hand():
-    s = load_settings({})
+    s = load_settings({"TRADING_PORTFOLIO_METHOD": "kelly_diagonal"})  # the book of the Meta-Brain's targets
     st = pf.initial_state(s)
     d1, d2, d3 = date(2024, 3, 1), date(2024, 3, 4), date(2024, 3, 5)
     r1 = pf.step(st, _inputs(d1, {"A": 0.05}, {"A": 99.0}, {"A": 100.0}), s)
