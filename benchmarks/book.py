@@ -1,7 +1,7 @@
 """Wall time of risk + execution (domain.portfolio.run_book) over generated inputs.
 
     /work/venv/bin/python benchmarks/book.py [--symbols 250] [--sessions 1260] [--asset] [--bare] [--no-domain]
-        [--profile FILE] [--hashes FILE]
+        [--profile FILE] [--hashes FILE] [--method kelly_mv|kelly_diagonal|topk_dropout]
 
 Generates a seeded market (random-walk prices, 11 sectors, daily decisions with targets of 0-14%,
 some pre-risk REJECTs, a risk-off stretch), then times the pure walk of the book session by session
@@ -33,6 +33,8 @@ from datetime import date
 import numpy as np
 import polars as pl
 
+METHOD = "kelly_mv"  # --method
+
 
 def generate(n_sym: int, n_sess: int, seed: int = 11):
     from trading_assets.domain import calendar
@@ -56,7 +58,7 @@ def run_domain(n_sym: int, n_sess: int) -> None:
     from trading_assets.settings import load_settings
 
     hist, window, syms, sectors, logret, close, open_, target, reject = generate(n_sym, n_sess)
-    settings = load_settings({})
+    settings = load_settings({"TRADING_PORTFOLIO_METHOD": METHOD})
     simple = np.expm1(logret)
     t0 = time.perf_counter()
     inputs = []
@@ -205,7 +207,7 @@ def run_bare(n_sym: int, n_sess: int, profile: str | None = None, hashes: str | 
 
     wh = W.Warehouse(f"{tmp}/trading.duckdb", f"{tmp}/audit")
     window = generate(1, n_sess)[1]
-    settings = load_settings({})
+    settings = load_settings({"TRADING_PORTFOLIO_METHOD": METHOD})
     spent: dict[str, float] = {}
 
     def timed(name, fn):
@@ -280,8 +282,10 @@ if __name__ == "__main__":
     ap.add_argument("--no-domain", action="store_true", help="skip the pure walk (time the asset only)")
     ap.add_argument("--profile", help="cProfile output file for the asset run")
     ap.add_argument("--hashes", help="write the book tables' hashes and the audit digest (JSON) to this file")
+    ap.add_argument("--method", default="kelly_mv", help="settings.portfolio.method (default kelly_mv)")
     ap.add_argument("--setup-only", help=argparse.SUPPRESS)  # internal: write the market into this folder, exit
     a = ap.parse_args()
+    METHOD = os.environ["TRADING_PORTFOLIO_METHOD"] = a.method
     if a.setup_only:
         setup_warehouse(a.setup_only, a.symbols, a.sessions)
         sys.exit(0)

@@ -238,6 +238,8 @@ def explain(warehouse: Warehouse, session: date, symbol: str, settings: Settings
     }
     if book and book.get("sector_exposure"):
         book = {**book, "sector_exposure": _json_field(book["sector_exposure"])}
+    if book and book.get("optimizer"):
+        book = {**book, "optimizer": _json_field(book["optimizer"])}
     if quality and quality.get("details"):
         quality = {**quality, "details": _json_field(quality["details"]), "reason_codes": list(quality.get("reason_codes") or [])}
 
@@ -350,8 +352,17 @@ def render_text(x: dict) -> str:
     else:
         w("   no Meta-Brain decision")
 
-    w("\n6. Risk gate (final decision)")
+    w("\n6. Portfolio construction and the risk gate (final decision)")
     r = x.get("risk")
+    bk0 = x.get("portfolio") or {}
+    if bk0.get("method"):
+        w(f"   method {bk0.get('method')}: this name's target {_fmt((r or {}).get('optimizer_weight'), 4)}"
+          + (f";  optimizer {bk0.get('optimizer_status')}: expected return {_fmt(bk0.get('expected_return'))}"
+             f" - risk {_fmt(bk0.get('risk_penalty'))} - cost {_fmt(bk0.get('cost_penalty'))}"
+             f", ex-ante vol {_fmt(bk0.get('ex_ante_vol'), 4)}" if bk0.get("optimizer_status") else ""))
+        opt = bk0.get("optimizer")
+        if opt:
+            w(f"   optimizer: {_fmt(opt)}")
     if r:
         w(f"   {r.get('decision')}  reasons: {_fmt(r.get('reason_codes'))}  trading state {r.get('trading_state')}")
         w(f"   weight: current {_fmt(r.get('current_weight'), 4)} -> raw target {_fmt(r.get('target_weight_raw'), 4)}"

@@ -64,6 +64,16 @@ def _top(rd_day: pl.DataFrame, decision: str, n: int = 5) -> list[dict]:
             for r in g.head(n).iter_rows(named=True)]
 
 
+def optimizer_summary(row: dict) -> dict:
+    """The optimizer's inputs and outcome of one session (its portfolio row): status, objective terms,
+    binding constraints (kelly_mv; {} for the other methods)."""
+    if not row.get("optimizer_status"):
+        return {}
+    return {"status": row["optimizer_status"], "expected_return": row.get("expected_return"),
+            "risk_penalty": row.get("risk_penalty"), "cost_penalty": row.get("cost_penalty"),
+            "ex_ante_vol": row.get("ex_ante_vol"), **json.loads(row.get("optimizer") or "{}")}
+
+
 def results(w: BookWrite, settings: Settings, broker: ex.Broker, sessions: list[date]) -> Iterator:
     """The asset's MaterializeResults and AssetCheckResults, in the order the multi-asset yields them."""
     start, end = sessions[0], sessions[-1]
@@ -124,6 +134,11 @@ def results(w: BookWrite, settings: Settings, broker: ex.Broker, sessions: list[
             "cvar_95": float(last.get("cvar_95") or 0.0),
             "started_fresh": w.fresh_start,
             "warnings": dg.MetadataValue.json(warnings_all[-50:]),
+            "method": str(last.get("method")),
+            "optimizer_last_session": dg.MetadataValue.json(optimizer_summary(last)),
+            "optimizer_statuses": dg.MetadataValue.json(
+                dict(sorted(Counter(s for s in port["optimizer_status"].to_list() if s).items()))
+                if port.height and "optimizer_status" in port.columns else {}),
             "nav_chart": dg.MetadataValue.md(nav_chart_markdown(port)),
         },
     )
