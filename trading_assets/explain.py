@@ -352,7 +352,7 @@ def render_text(x: dict) -> str:
     else:
         w("   no Meta-Brain decision")
 
-    w("\n6. Portfolio construction and the risk gate (final decision)")
+    w("\n6. Risk gate (final decision), after the portfolio method's target")
     r = x.get("risk")
     bk0 = x.get("portfolio") or {}
     if bk0.get("method"):

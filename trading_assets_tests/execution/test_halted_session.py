@@ -31,7 +31,7 @@ def _rejected(x: pf.SessionInputs) -> pf.SessionInputs:
 
 
 def test_a_halted_session_cancels_fills_orders_nothing_and_holds_marks():
-    s = load_settings({})
+    s = load_settings({"TRADING_PORTFOLIO_METHOD": "kelly_diagonal"})  # the hand-made targets are the book's
     r1 = pf.step(pf.initial_state(s), _inputs(D1, {"A": 0.05, "B": 0.05}, {"A": 99.0, "B": 49.0}, {"A": 100.0, "B": 50.0}), s)
     assert sorted(r1.orders["symbol"]) == ["A", "B"] and r1.orders["quantity"].to_list() == [500.0, 1000.0]
     # D2 halted: A has no close (marked at D1's 100), B's close is there (marked at 55)
@@ -51,7 +51,7 @@ def test_a_halted_session_cancels_fills_orders_nothing_and_holds_marks():
 
 
 def test_positions_are_held_through_a_halted_session_and_marked_at_the_last_close():
-    s = load_settings({})
+    s = load_settings({"TRADING_PORTFOLIO_METHOD": "kelly_diagonal"})  # the hand-made targets are the book's
     r1 = pf.step(pf.initial_state(s), _inputs(D1, {"A": 0.05}, {"A": 99.0}, {"A": 100.0}), s)
     r2 = pf.step(r1.state, _inputs(D2, {"A": 0.05}, {"A": 100.0}, {"A": 100.0}), s)  # fills 500 A
     assert r2.positions["quantity"].to_list() == [500.0]
