@@ -40,9 +40,23 @@ def _check(run, name):
     return ev
 
 
+# The seed's book (kelly_diagonal) trades every session on this 5-name market, so the session before the
+# fault has orders due at its open; the default optimizer (kelly_mv) trades only when the edge pays for the
+# cost, and on this market it has none due there. Both runs of the comparison use the same method.
+DIAGONAL = {"TRADING_PORTFOLIO_METHOD": "kelly_diagonal"}
+
+
 @pytest.fixture(scope="module")
 def halted(tmp_path_factory):
-    run = run_graph(tmp_path_factory.mktemp("halt"), S[0], S[-1], provider_factory=_broken_market)
+    run = run_graph(tmp_path_factory.mktemp("halt"), S[0], S[-1], provider_factory=_broken_market, env=DIAGONAL)
+    assert run.success, run.failed_steps()
+    return run
+
+
+@pytest.fixture(scope="module")
+def diagonal_reference(tmp_path_factory):
+    """The clean run of S with the same method as `halted`."""
+    run = run_graph(tmp_path_factory.mktemp("clean-diagonal"), S[0], S[-1], env=DIAGONAL)
     assert run.success, run.failed_steps()
     return run
 
@@ -98,10 +112,10 @@ def test_the_halt_is_audited(halted):
     assert payload["failing"] == 4 and payload["examples"] == sorted(STRIPPED)
 
 
-def test_sessions_before_the_fault_equal_the_clean_run(halted, reference):
+def test_sessions_before_the_fault_equal_the_clean_run(halted, diagonal_reference):
     prev = S[S.index(BAD) - 1]
     for table in ("data_quality_log", "features", "decisions", "risk_decisions", "orders", "positions", "portfolio"):
-        assert rows_until(halted.wh, table, prev).equals(rows_until(reference.wh, table, prev)), table
+        assert rows_until(halted.wh, table, prev).equals(rows_until(diagonal_reference.wh, table, prev)), table
 
 
 def test_stop_run_keeps_the_old_behaviour(tmp_path):
