@@ -78,13 +78,18 @@ def _tables(con) -> set[str]:
     return {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
 
 
-def recompute_ensemble(agents: list[dict], min_confidence: float) -> dict | None:
+def recompute_ensemble(agents: list[dict], min_confidence: float, sigma_agent: str = "") -> dict | None:
     """The Meta-Brain's steps 1-3 (domain/meta_brain.py) redone from the agent rows shown, as a cross-check:
     w_k = c_k / sum_j c_j over active agents (finite mu, sigma > 0, c_k >= min_confidence),
-    mu_hat = sum_k w_k mu_k, D = sum_k w_k (mu_k - mu_hat)^2, sigma_hat = sqrt(sum_k w_k sigma_k^2 + D)."""
+    mu_hat = sum_k w_k mu_k, D = sum_k w_k (mu_k - mu_hat)^2, sigma_hat = sqrt(sum_k w_k sigma_k^2 + D),
+    with every sigma_k = the sigma agent's sigma (the GARCH forecast) when that row has one."""
 
     def ok(v) -> bool:
         return isinstance(v, (int, float)) and math.isfinite(v)
+
+    src = next((a["sigma"] for a in agents if a.get("agent") == sigma_agent and ok(a.get("sigma")) and a["sigma"] > 0), None)
+    if src is not None:
+        agents = [{**a, "sigma": src} if ok(a.get("sigma")) and a["sigma"] > 0 else a for a in agents]
 
     active = [a for a in agents if ok(a.get("mu")) and ok(a.get("sigma")) and a["sigma"] > 0
               and ok(a.get("confidence")) and a["confidence"] >= min_confidence]  # fmt: skip
@@ -96,6 +101,43 @@ def recompute_ensemble(agents: list[dict], min_confidence: float) -> dict | None
     d = sum(wk * (a["mu"] - mu_hat) ** 2 for wk, a in zip(w, active))
     sigma_hat = math.sqrt(sum(wk * a["sigma"] ** 2 for wk, a in zip(w, active)) + d)
     return {"active_agents": [a["agent"] for a in active], "mu_hat": mu_hat, "disagreement": d, "sigma_hat": sigma_hat}
+
+
+def _fitted_state(con, have: set[str], session: date, symbol: str, settings: Settings, agents: list[dict]) -> dict:
+    """Each fitted agent's parameters in force at `session` (agent_fits at its grid session
+    calendar.cadence_session(session, cadence)): GARCH omega/alpha/beta/nu, the HMM's fit and the
+    session's filtered state probabilities (from its model_outputs row), the GPD threshold/shape/scale."""
+    import re
+
+    from trading_assets.domain import calendar
+    from trading_assets.domain.agents import AGENTS, MARKET, is_fitted_agent
+
+    if "agent_fits" not in have:
+        return {}
+    out = {}
+    a_set = settings.agents
+    for agent in AGENTS:
+        if not is_fitted_agent(agent):
+            continue
+        cadence = agent.cadence(a_set)
+        grid = calendar.cadence_session(session, cadence)
+        who = MARKET if getattr(agent, "market_level", False) else symbol
+        row = _one(con, "SELECT fit_date, params, converged, n_obs, loglik, message, agent_version FROM agent_fits "
+                        "WHERE fit_date = ? AND agent = ? AND symbol = ?", [grid, agent.name, who])
+        entry = {"fit_date": grid, "symbol": who, "cadence_sessions": cadence}
+        if row is None:
+            entry["fit"] = None
+        else:
+            entry.update(params=_json_field(row["params"]), converged=row["converged"], n_obs=row["n_obs"],
+                         loglik=row["loglik"], message=row["message"] or "", agent_version=row["agent_version"])
+        if agent.name == "hmm_regime":
+            text = next((a.get("explanation") or "" for a in agents if a.get("agent") == agent.name), "")
+            m = re.search(r"p\(([^)]*)\)", text)
+            entry["state_probabilities"] = (
+                {k: float(v) for k, v in (kv.split("=") for kv in m.group(1).split())} if m else None)
+            entry["state"] = next((a.get("state") for a in agents if a.get("agent") == agent.name), None)
+        out[agent.name] = entry
+    return out
 
 
 def explain(warehouse: Warehouse, session: date, symbol: str, settings: Settings | None = None) -> dict:
@@ -137,6 +179,7 @@ def explain(warehouse: Warehouse, session: date, symbol: str, settings: Settings
             [session],
         ) if "model_training_runs" in have else []  # fmt: skip
         calib = qn("agent_calibration", "SELECT agent, ic_n, ic_mean, ic_t, factor FROM agent_calibration WHERE date = ? ORDER BY agent", [session])
+        fitted = _fitted_state(con, have, session, symbol, settings, agents)
         meta = q1("decisions", "SELECT * FROM decisions WHERE date = ? AND symbol = ?", k)
         risk = q1("risk_decisions", "SELECT * FROM risk_decisions WHERE date = ? AND symbol = ?", k)
         orders = qn("orders", "SELECT * FROM order_blotter WHERE date = ? AND symbol = ? ORDER BY order_id", k)
@@ -182,7 +225,7 @@ def explain(warehouse: Warehouse, session: date, symbol: str, settings: Settings
             {**a, "confidence": (a.get("confidence") or 0.0) * (factor.get(a["agent"]) or 0.0) if calib else a.get("confidence")}
             for a in agents if a.get("role") != "shadow"
         ]  # fmt: skip
-        recomputed = recompute_ensemble(seen, settings.meta.min_confidence)
+        recomputed = recompute_ensemble(seen, settings.meta.min_confidence, settings.meta.sigma_agent)
         meta_math = {
             **{c: meta.get(c) for c in ("mu_hat", "sigma_hat", "disagreement", "mu_hat_adj", "z_score", "kelly_fraction",
                                          "target_weight_raw", "n_agents", "regime")},
@@ -252,6 +295,7 @@ def explain(warehouse: Warehouse, session: date, symbol: str, settings: Settings
             "quality": quality,
             "features": features,
             "agents": agents,
+            "fitted_state": fitted,
             "meta_brain": meta_math,
             "risk": risk_out,
             "orders": orders,
@@ -334,6 +378,28 @@ def render_text(x: dict) -> str:
             w(f"   {a['agent']:<16}{_fmt(a.get('mu'), 4):>12}{_fmt(a.get('sigma'), 4):>12}{_fmt(a.get('confidence'), 2):>7}  {a.get('explanation') or ''}")
     else:
         w("   no agent outputs")
+
+    fs = x.get("fitted_state") or {}
+    if fs:
+        w("   fitted state in force (agent_fits at the grid session):")
+        for name, e in fs.items():
+            p = e.get("params") or {}
+            head = f"   {name:<12} fit {e.get('fit_date')} ({e.get('symbol')}, every {e.get('cadence_sessions')} sessions)"
+            if not p:
+                w(f"{head}: no fit ({e.get('message') or 'none stored'})")
+                continue
+            if name == "garch":
+                detail = (f"omega {_fmt(p.get('omega'), 5)} alpha {_fmt(p.get('alpha'), 4)} beta {_fmt(p.get('beta'), 4)} "
+                          f"nu {_fmt(p.get('nu'), 3)}")
+            elif name == "hmm_regime":
+                detail = f"state {e.get('state')} probabilities {_fmt(e.get('state_probabilities'))} (seed {p.get('seed')}, loglik {_fmt(p.get('loglik'), 2)})"
+            elif name == "evt_tail":
+                detail = (f"GPD threshold u {_fmt(p.get('threshold'), 5)} shape xi {_fmt(p.get('xi'), 4)} scale beta "
+                          f"{_fmt(p.get('beta'), 5)} N_u {p.get('n_exceed')} VaR99 {_fmt(p.get('var99'), 4)} ES99 {_fmt(p.get('es99'), 4)}")
+            else:
+                detail = _fmt(p)
+            conv = "" if e.get("converged") else f" [not converged: {e.get('message')}]"
+            w(f"{head}: {detail}{conv}")
 
     w("\n5. Meta-Brain")
     m = x.get("meta_brain")

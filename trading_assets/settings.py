@@ -185,6 +185,35 @@ class AgentSettings:
     regime_trend_scale: float = 0.05
     regime_threshold: float = 0.25
     regime_beta_cap: float = 3.0
+    # Statistical agents (issue #13). Fits on a fixed calendar grid: every *_cadence sessions from the
+    # calendar's first session (calendar.cadence_session), on the trailing *_window sessions.
+    # GARCH(1,1)-t volatility (domain/garch.py, agents/garch_vol.py): the IC of its vol-timing signal
+    # tanh((1 - sigma_t / sigma_long) / garch_ratio_scale), its base confidence, the fewest returns a fit needs.
+    garch_cadence: int = 63  # quarterly: the speed budget (benchmarks/stat_agents.py) and parameter stability (stat_cadence.py)
+    garch_window: int = 756
+    garch_min_obs: int = 250
+    garch_max_iter: int = 50  # a series still moving after this is "not converged": trailing-sigma fallback
+    garch_tol: float = 1e-7  # convergence: mean log-likelihood gain per iteration below this
+    garch_scale: float = 0.02
+    garch_ratio_scale: float = 0.25
+    garch_confidence: float = 0.5
+    # HMM regime (domain/hmm.py, agents/hmm_regime.py): states, seeds, EM iterations, the IC of the market view.
+    hmm_cadence: int = 63
+    hmm_window: int = 756
+    hmm_states: int = 3
+    hmm_seeds: int = 3
+    hmm_iter: int = 100
+    hmm_min_obs: int = 250
+    hmm_scale: float = 0.02
+    # EVT tail risk (domain/tail_risk.py, agents/evt_tail.py): POT threshold quantile, the fewest
+    # exceedances for a GPD fit, the IC and tanh scale of the heavy-tail penalty.
+    evt_cadence: int = 21
+    evt_window: int = 756
+    evt_threshold_q: float = 0.95
+    evt_min_exceedances: int = 25
+    evt_scale: float = 0.02
+    evt_heavy_scale: float = 0.25
+    evt_confidence: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -205,6 +234,10 @@ class MetaBrainSettings:
     calibration_window: int = 126  # label sessions of the rolling OOS rank IC
     calibration_min_sessions: int = 21
     calibration_full_ic: float = 0.02  # a rolling rank IC at or above this keeps the agent's own confidence (a priori)
+    # The agent whose sigma is every symbol's sigma in the mixture (the GARCH forecast, or its
+    # trailing fallback); "" = each agent's own sigma. Regime: the first of these agents with a state.
+    sigma_agent: str = "garch"
+    regime_agents: tuple[str, ...] = ("hmm_regime", "regime")
 
 
 @dataclass(frozen=True)
@@ -260,6 +293,13 @@ class RiskSettings:
     recovery_sessions_per_phase: int = 5
     min_trade_weight: float = 0.002  # |order| below this fraction of NAV -> HOLD (unless a limit forces a sell)
     scale_search_iterations: int = 40  # bisection steps when scaling the book under the CVaR / tail limits
+    # EVT (domain/tail_risk.py) for the proposed book's tail probability and CVaR check: a GPD on the
+    # losses beyond the tail_threshold_q quantile of the trailing tail_lookback sessions, used when at
+    # least tail_min_exceedances exceed it; historical (CVaR) and Student-t(tail_dof) otherwise.
+    tail_model: str = "evt"  # "evt" or "historical" (the pre-#13 Student-t / historical measures)
+    tail_lookback: int = 756
+    tail_threshold_q: float = 0.95
+    tail_min_exceedances: int = 25
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,7 @@ def book_settings(pipeline: PipelineConfig) -> Settings:
             ),
             deps=[
                 dg.AssetDep("meta_decisions", partition_mapping=SAME_SESSION),
+                dg.AssetDep("agent_outputs", partition_mapping=SAME_SESSION),  # the GARCH sigma for vol scaling
                 dg.AssetDep("features", partition_mapping=lookback(CVAR_LOOKBACK_SESSIONS)),
                 dg.AssetDep("price_history", partition_mapping=SAME_SESSION),
                 dg.AssetDep("universe"),

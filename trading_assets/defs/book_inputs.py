@@ -3,8 +3,10 @@
 All point in time (nothing after the window end):
 - decisions (pre-risk, Meta-Brain), benchmark excluded;
 - price_history open/close of each session (RAW close: the traded price; used to mark and size);
-- features adv_shares_21d, vol_20 of each session, and logret_1 over the trailing
-  cvar_lookback sessions: the CVaR / correlation history uses the features' point-in-time
+- features adv_shares_21d, vol_20 of each session (vol_20 replaced by the GARCH agent's annualized sigma
+  from model_outputs where it has one: the gate's volatility scaling uses the GARCH forecast), and
+  logret_1 over the trailing max(cvar_lookback, tail_lookback) sessions (the EVT tail model reads the
+  longer window, the rest of the gate the last cvar_lookback): the history uses the features' point-in-time
   adjusted log returns (split- and dividend-adjusted as of each session), as simple returns exp(r)-1;
 - universe sectors; corporate_actions (splits and dividends on the held shares).
 Memory is bounded: the inputs are read _READ_BLOCK_ROWS decision rows at a time (`session_inputs`).
@@ -30,7 +32,7 @@ FEATURE_RETURN = "logret_1"
 FEATURE_ADV = "adv_shares_21d"
 FEATURE_VOL = "vol_20"
 
-CVAR_LOOKBACK_SESSIONS = 252  # partition mapping of the features dep (settings.risk.cvar_lookback default)
+CVAR_LOOKBACK_SESSIONS = 756  # partition mapping of the features dep (max of the cvar_lookback and tail_lookback defaults)
 
 
 def cycle_id_for(day: date, settings: Settings) -> str:
@@ -75,6 +77,11 @@ def _frame(wh: Warehouse, sql: str, params: list, schema: dict) -> pl.DataFrame:
 _READ_BLOCK_ROWS = 150_000  # decision rows read at once: a long window's inputs are never all in memory
 
 
+def _vol_factor(settings: Settings) -> float:
+    """An agent's sigma over the horizon h -> annualized vol: * sqrt(A / h)."""
+    return float(np.sqrt(settings.agents.annualization / settings.agents.horizon_sessions))
+
+
 def session_inputs(wh: Warehouse, sessions: list[date], settings: Settings, symbols: list[str] | None = None,
                    block_sessions: int | None = None):
     """Yield SessionInputs for each session, reading the inputs `block_sessions` sessions at a time
@@ -88,6 +95,8 @@ def session_inputs(wh: Warehouse, sessions: list[date], settings: Settings, symb
         return
     start, end = sessions[0], sessions[-1]
     lb = settings.risk.cvar_lookback
+    if settings.risk.tail_model == "evt":  # the EVT tail model reads a longer window (domain/risk_gate.py)
+        lb = max(lb, settings.risk.tail_lookback)
     universe = wh.read("SELECT symbol, sector, is_benchmark FROM universe")
     sectors = dict(zip(universe["symbol"].to_list(), universe["sector"].to_list()))
     benchmarks = sorted(set(universe.filter(pl.col("is_benchmark"))["symbol"].to_list()) | {settings.benchmark})
@@ -127,8 +136,13 @@ def session_inputs(wh: Warehouse, sessions: list[date], settings: Settings, symb
         first = max(0, pos[b0] - lb + 1)
         have = m0 + mat.shape[0]
         new_from = max(first, have)
-        feats = _frame(wh, f"SELECT date, symbol, {FEATURE_ADV}, {FEATURE_VOL}, {FEATURE_RETURN} FROM features "
-                           "WHERE date BETWEEN ? AND ? ORDER BY date, symbol", [cal[new_from], b1], ft_schema)
+        # vol for the gate's volatility scaling: the sigma agent's (GARCH forecast, or the trailing fallback it
+        # reports) annualized, the features' vol_20 where it has no row
+        feats = _frame(wh, f"SELECT f.date, f.symbol, f.{FEATURE_ADV}, coalesce(m.sigma * ?, f.{FEATURE_VOL}) AS {FEATURE_VOL}, "
+                           f"f.{FEATURE_RETURN} FROM features f LEFT JOIN model_outputs m ON m.date = f.date AND "
+                           "m.symbol = f.symbol AND m.agent = ? AND m.sigma > 0 "
+                           "WHERE f.date BETWEEN ? AND ? ORDER BY f.date, f.symbol",
+                       [_vol_factor(settings), settings.meta.sigma_agent or "", cal[new_from], b1], ft_schema)
         feats = feats.filter(~pl.col("symbol").is_in(benchmarks))
         new = np.full((pos[b1] + 1 - new_from, len(ret_syms)), np.nan)
         r = feats.drop_nulls(FEATURE_RETURN)

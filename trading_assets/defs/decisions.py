@@ -23,7 +23,6 @@ from trading_assets.defs.calibration import window_factors
 from trading_assets.defs.summary import cycle_id_for
 from trading_assets.defs.reference import benchmark_symbols, universe_symbols
 from trading_assets.domain import calibration, meta_brain, reasons
-from trading_assets.domain.agents import REGIME_AGENT
 
 META_DECISIONS_FINITE = "meta_decisions_finite"
 META_DECISIONS_DISAGREEMENT = "meta_decisions_disagreement"
@@ -106,7 +105,7 @@ def meta_decisions(context: dg.AssetExecutionContext, warehouse: WarehouseResour
             )
             halted = wh.read("SELECT date FROM session_quality WHERE halted AND date BETWEEN ? AND ? ORDER BY date", [lo, hi])["date"]
             decided = meta_brain.decide(
-                outputs, quality, settings.meta, exclude_symbols=benchmarks, regime_agent=REGIME_AGENT, halted_sessions=halted.to_list()
+                outputs, quality, settings.meta, exclude_symbols=benchmarks, halted_sessions=halted.to_list()
             )
             del outputs, quality
             decided = decided.with_columns(

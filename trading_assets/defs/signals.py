@@ -1,8 +1,12 @@
-"""[signals] agent_outputs: the six agents on each session's features -> table model_outputs.
+"""[signals] agent_outputs: the nine agents on each session's features -> table model_outputs (+ agent_fits).
 
 Read the window's features (the columns the agents need) -> domain.agents.run_agents -> replace the
 window's model_outputs rows -> metadata. One row per (session, symbol, agent), the benchmark included
-(its row feeds the regime agent; it gets no trading decision downstream).
+(its row feeds the regime agents; it gets no trading decision downstream).
+
+The history agents (garch, hmm_regime, evt_tail) also get an AgentContext: the features' history
+columns from history_sessions() sessions before each block up to the block's last session, and their
+fits, read from agent_fits or computed and stored first (defs/agent_fits.py).
 
 Blocks of sessions: every agent output row depends on its own (session, symbol) features row and, for
 the regime agent, on the same session's rows only (domain/agents/base.py), so the window is read,
@@ -20,12 +24,25 @@ from datetime import date
 import dagster as dg
 import polars as pl
 
-from trading_assets.defs.partitions import SAME_SESSION, SESSIONS, SINGLE_RUN, run_window, session_blocks, sessions_without_rows, window_of
+from trading_assets.defs.partitions import SAME_SESSION, SESSIONS, SINGLE_RUN, lookback, run_window, session_blocks, sessions_without_rows, window_of
+from trading_assets.settings import AgentSettings
 from trading_assets.defs.reference import benchmark_symbols, universe_symbols
 from trading_assets.defs.resources import PipelineConfig, WarehouseResource
 from trading_assets.domain import calendar
-from trading_assets.domain.agents import AGENTS, REGIME_AGENT, agent_names, invalid_outputs, required_features, run_agents
+from trading_assets.defs.agent_fits import ensure_fits
 from trading_assets.defs.trained_outputs import trained_outputs, write_model_tables
+from trading_assets.domain.agents import (
+    AGENTS,
+    REGIME_AGENT,
+    AgentContext,
+    agent_names,
+    history_columns,
+    history_sessions,
+    invalid_outputs,
+    is_fitted_agent,
+    required_features,
+    run_agents,
+)
 from trading_assets.store.staged_writes import replace_window_in_session_blocks
 from trading_assets.store.warehouse import Warehouse
 
@@ -35,6 +52,7 @@ MODEL_OUTPUT_COLUMNS = (
     "date", "symbol", "agent", "mu", "sigma", "confidence", "explanation", "agent_version", "state", "score", "role", "model_version", "run_id",
 )  # fmt: skip
 TRAINED_COLUMNS = {"score": "DOUBLE", "role": "VARCHAR", "model_version": "VARCHAR"}
+_HISTORY_SESSIONS = history_sessions(AgentSettings())  # the features lookback of the deps (default settings)
 def check_feature_columns(wh: Warehouse, needed: Sequence[str]) -> None:
     """A clear error when the features table lacks a column the agents read."""
     present = set(wh.read("SELECT column_name FROM information_schema.columns WHERE table_name = 'features'")["column_name"])
@@ -83,16 +101,17 @@ class _OutputStats:
     partitions_def=SESSIONS,
     backfill_policy=SINGLE_RUN,
     deps=[
-        dg.AssetDep("features", partition_mapping=SAME_SESSION),
+        dg.AssetDep("features", partition_mapping=lookback(_HISTORY_SESSIONS)),
         dg.AssetDep("model_training", partition_mapping=SAME_SESSION),
         dg.AssetDep("labels", partition_mapping=SAME_SESSION),
     ],
     description=(
-        "The six heuristic agents (momentum, mean_reversion, volatility, liquidity, pattern, regime) and every trained "
+        "The nine heuristic and statistical agents (momentum, mean_reversion, volatility, liquidity, pattern, regime; "
+        "garch, hmm_regime, evt_tail on trailing history and their cadence fits, table agent_fits) and every trained "
         "model variant (champions and shadow challengers: gbm_cross_section, gbm_ranker, trained_momentum) on each session's "
         "features: one row per (session, symbol, agent) with mu and sigma (next-session return, decimals), confidence in "
-        "[0, 1], an explanation, the agent version, the regime agent's market state, a trained model's raw score, role "
-        "(heuristic | champion | shadow) and model version. Tables: model_outputs, model_versions, model_promotions."
+        "[0, 1], an explanation, the agent version, the regime agents' market state, a trained model's raw score, role "
+        "(heuristic | champion | shadow) and model version. Tables: model_outputs, agent_fits, model_versions, model_promotions."
     ),
     kinds={"duckdb", "polars"},
 )
@@ -104,18 +123,33 @@ def agent_outputs(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     symbols = universe_symbols(wh, pipeline)
     benchmarks = benchmark_symbols(wh, settings.benchmark)
     needed = required_features(settings.agents)
-    check_feature_columns(wh, needed)
+    hist_cols = history_columns(settings.agents)
+    check_feature_columns(wh, [*needed, *hist_cols])
     stats = _OutputStats()
     # trained agents first: a missing or corrupt model artifact fails the run here, before any write
     tradable = [s for s in symbols if s not in set(benchmarks)]
     trained = trained_outputs(wh, settings, sessions, tradable, context.run.run_id)
     learned = trained["outputs"]
+    bench = benchmarks[0] if benchmarks else None
+    fits, fit_stats = [], {}
+    for agent in AGENTS:
+        if is_fitted_agent(agent):
+            f, st = ensure_fits(wh, agent, settings.agents, sessions, symbols, bench, context.run.run_id, hist_cols)
+            fits.append(f)
+            fit_stats[agent.name] = st
+    all_fits = pl.concat(fits) if fits else None
+    n_hist = history_sessions(settings.agents)
 
     def blocks() -> Iterator[tuple[date, date, pl.DataFrame]]:
         for lo, hi in session_blocks(sessions, len(symbols)):
             features = wh.read_window("features", lo, hi, symbols=symbols, columns=["date", "symbol", *needed], order_by="date, symbol")
-            outputs = run_agents(features, settings.agents, benchmark=benchmarks[0] if benchmarks else None)
-            del features
+            ctx = None
+            if n_hist:
+                history = wh.read_window("features", calendar.lookback_start(lo, n_hist), hi, symbols=symbols,
+                                         columns=["date", "symbol", *hist_cols], order_by="date, symbol")
+                ctx = AgentContext(history=history, fits=all_fits) if all_fits is not None else AgentContext(history=history)
+            outputs = run_agents(features, settings.agents, benchmark=bench, context=ctx)
+            del features, ctx
             outputs = outputs.with_columns(
                 score=pl.lit(None, pl.Float64), role=pl.lit(HEURISTIC), model_version=pl.lit(None, pl.String), run_id=pl.lit(context.run.run_id)
             )
@@ -128,7 +162,10 @@ def agent_outputs(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     replace_window_in_session_blocks(wh, "model_outputs", blocks(), start, end, symbols=symbols)
     model_meta = write_model_tables(wh, settings, trained, start, end, context.run.run_id)
 
-    regimes = stats.last.filter(pl.col("agent") == REGIME_AGENT)["state"].drop_nulls().unique().to_list() if stats.last.height else []
+    regimes = []
+    for regime_agent in (*settings.meta.regime_agents, REGIME_AGENT):  # the Meta-Brain's priority: the HMM, then the heuristic
+        if stats.last.height and not regimes:
+            regimes = stats.last.filter(pl.col("agent") == regime_agent)["state"].drop_nulls().unique().to_list()
     return dg.MaterializeResult(
         metadata={
             "window": f"{start}..{end}",
@@ -147,6 +184,7 @@ def agent_outputs(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
             ),
             "regime_last_session": regimes[0] if regimes else "unknown",
             "benchmark": ",".join(benchmarks),
+            "agent_fits": dg.MetadataValue.json(fit_stats),
         }
     )
 

@@ -106,3 +106,32 @@ def weekday_holidays(start: date, end: date) -> list[date]:
             out.append(d)
         d += timedelta(days=1)
     return out
+
+
+def session_index(d: date) -> int:
+    """Position of session d in the calendar from CALENDAR_START (= 0); d must be a session."""
+    s = _all_sessions()
+    i = bisect_left(s, d)
+    if i >= len(s) or s[i] != d:
+        raise ValueError(f"{d} is not a session")
+    return i
+
+
+def cadence_session(d: date, every: int) -> date:
+    """The last session r <= d whose calendar index is a multiple of `every`: refit sessions on a
+    fixed grid anchored at CALENDAR_START, the same whatever run window d falls in."""
+    if every < 1:
+        raise ValueError(f"a cadence must be >= 1 session, got {every}")
+    s = _all_sessions()
+    i = bisect_right(s, d) - 1
+    if i < 0:
+        raise ValueError(f"no session on or before {d}")
+    return s[i - i % every]
+
+
+def cadence_sessions(start: date, end: date, every: int) -> list[date]:
+    """The grid sessions r (index multiple of `every`) with cadence_session(start) <= r <= end."""
+    s = _all_sessions()
+    first = session_index(cadence_session(start, every))
+    last = bisect_right(s, end) - 1
+    return [s[i] for i in range(first, last + 1, every)]

@@ -13,6 +13,10 @@ confidence c_k >= min_confidence (the others are silent). Then:
        D = Var_k(mu_k) = sum_k w_k * (mu_k - mu_hat)^2            (0 with one agent)
 3. sigma_hat: the standard deviation of the agents' mixture (law of total variance)
        sigma_hat^2 = sum_k w_k * sigma_k^2 + D
+   When settings.sigma_agent names an agent (default "garch") whose row for (t, i) has a finite
+   sigma > 0 (its GARCH forecast, or the trailing fallback it reports), that sigma is every active
+   agent's sigma_k: sigma_hat^2 = sigma_garch^2 + D (one volatility model for the symbol; the agents
+   disagree about mu, not about how volatile the name is). The sigma agent need not be active.
 4. Disagreement penalty
        mu_hat_adj = mu_hat * exp(-beta * D)                         (beta = disagreement_beta)
    HIGH_DISAGREEMENT (informational) when exp(-beta * D) < high_disagreement_penalty.
@@ -48,7 +52,7 @@ whether it is run alone or inside a multi-year range.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import polars as pl
 
@@ -97,6 +101,14 @@ def ensemble(outputs: pl.DataFrame, settings: MetaBrainSettings) -> pl.DataFrame
     by = ("date", "symbol")
     # sorted first so that every floating-point sum runs in the same order on every run
     act = active_outputs(outputs, settings).sort(*by, "agent")
+    sigma_agent = getattr(settings, "sigma_agent", "")
+    if sigma_agent:
+        src = outputs.filter(
+            (pl.col("agent") == sigma_agent) & pl.col("sigma").is_finite() & (pl.col("sigma") > 0)
+        ).select(*by, _sig_src=pl.col("sigma"))
+        if src.height:
+            act = act.join(src, on=list(by), how="left").with_columns(
+                sigma=pl.coalesce("_sig_src", "sigma")).drop("_sig_src").sort(*by, "agent")
     act = act.with_columns(_w=pl.col("confidence") / pl.col("confidence").sum().over(*by))
     act = act.with_columns(_mu_hat=(pl.col("_w") * pl.col("mu")).sum().over(*by))
     out = act.group_by(*by).agg(
@@ -132,17 +144,21 @@ def robust_z(values: pl.Expr, z_clip: float) -> tuple[pl.Expr, pl.Expr]:
     return raw, pl.lit(False)
 
 
-def session_regime(outputs: pl.DataFrame, regime_agent: str = "regime") -> pl.DataFrame:
-    """date -> regime: the regime agent's state (one per session; an error if it is not unique)."""
+def session_regime(outputs: pl.DataFrame, regime_agent: str | Sequence[str] = "regime") -> pl.DataFrame:
+    """date -> regime: the state of the first agent of `regime_agent` (a name or names in priority
+    order) that reports one on the session (one state per agent and session; an error otherwise)."""
+    names = [regime_agent] if isinstance(regime_agent, str) else list(regime_agent)
     states = (
-        outputs.filter((pl.col("agent") == regime_agent) & pl.col("state").is_not_null())
-        .group_by("date")
+        outputs.filter(pl.col("agent").is_in(names) & pl.col("state").is_not_null())
+        .group_by("date", "agent")
         .agg(regime=pl.col("state").unique().sort())
     )
     bad = states.filter(pl.col("regime").list.len() > 1)
     if bad.height:
-        raise ValueError(f"the regime agent reported several states on one session: {bad.head(3).to_dicts()}")
-    return states.with_columns(pl.col("regime").list.first()).sort("date")
+        raise ValueError(f"a regime agent reported several states on one session: {bad.head(3).to_dicts()}")
+    rank = {n: i for i, n in enumerate(names)}
+    states = states.with_columns(pl.col("regime").list.first(), _rank=pl.col("agent").replace_strict(rank, return_dtype=pl.Int32))
+    return states.sort("date", "_rank").group_by("date", maintain_order=True).first().select("date", "regime").sort("date")
 
 
 def decide(
@@ -150,7 +166,7 @@ def decide(
     quality: pl.DataFrame,
     settings: MetaBrainSettings,
     exclude_symbols: Iterable[str] = (),
-    regime_agent: str = "regime",
+    regime_agent: str | Sequence[str] | None = None,
     halted_sessions: Iterable = (),
 ) -> pl.DataFrame:
     """Steps 1-7: the decisions frame (DECISION_SCHEMA), one row per (date, symbol), sorted.
@@ -159,6 +175,8 @@ def decide(
     quality: data_quality_log rows (date, symbol, passed[, reason_codes: MOVE_UNCONFIRMED -> REJECT]).
     halted_sessions: the sessions halted for a systemic data fault (every row REJECT).
     exclude_symbols: no decision for these (the benchmark); they still inform the regime agent upstream.
+    regime_agent: the agent(s) whose state is the session's regime, in priority order (default
+    settings.regime_agents: the HMM's filtered state, the heuristic agent's while the HMM has no fit).
     Rows: every (date, symbol) present in `outputs` or `quality`, minus the excluded symbols.
     """
     excluded = list(exclude_symbols)
@@ -177,7 +195,8 @@ def decide(
         keys.join(quality.select("date", "symbol", _passed=pl.col("passed"), _held=held), on=["date", "symbol"], how="left")
         .join(has_outputs, on=["date", "symbol"], how="left")
         .join(ens, on=["date", "symbol"], how="left")
-        .join(session_regime(outputs, regime_agent), on="date", how="left")
+        .join(session_regime(outputs, regime_agent if regime_agent is not None
+                             else getattr(settings, "regime_agents", ("regime",))), on="date", how="left")
         .with_columns(
             _dq_fail=pl.col("_passed").fill_null(False).not_(),
             _no_feat=pl.col("_has_out").is_null(),

@@ -33,7 +33,7 @@ import polars as pl
 from trading_assets.domain import execution as ex
 from trading_assets.domain import portfolio_methods as pm
 from trading_assets.domain import reasons as rc
-from trading_assets.domain import risk
+from trading_assets.domain import risk, tail_risk
 from trading_assets.settings import Settings
 
 RISK_DECISION_SCHEMA = {
@@ -365,6 +365,7 @@ def _advance(state: BookState, pending: list[tuple], x: SessionInputs, settings:
         drawdown=dd,
         recovery_phase=phase,
         annualization=settings.features.annualization,
+        tail_model=tail_risk.book_tail_model(rs),
     )
     g = risk.gate(gi, rs)
     warnings.extend(g.warnings)

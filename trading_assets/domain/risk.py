@@ -12,6 +12,11 @@ Measures (w = weights, R = T x N trailing simple daily returns, T = cvar_lookbac
 - Tail-risk probability, model: the book's one-day return is mean-zero Student-t with nu = tail_dof
   degrees of freedom scaled to the book's historical daily standard deviation sigma_d (sample std of
   r_s): P(loss > x) = T_nu.sf(x / (sigma_d * sqrt((nu - 2) / nu))), x = tail_loss_threshold.
+- EVT (GateInput.tail_model = domain/tail_risk.BookTailModel when settings.risk.tail_model = "evt"):
+  on the book's losses over a longer trailing window (tail_lookback = 756 rows of R), a GPD on the
+  losses beyond their 95th percentile gives P(loss > x) and the expected shortfall at cvar_confidence
+  (POT formulas in tail_risk.py) when at least tail_min_exceedances (25) losses exceed the threshold;
+  otherwise the two measures above. Every other measure reads the last cvar_lookback rows of R.
 - Ex-ante annual volatility for volatility scaling: sigma_p^2 = (D w)' C (D w) with D = diag(vol_20)
   (the features' annualized 20-session volatility; the name's trailing std * sqrt(252) when
   missing) and C the sample correlation of R; computed as ||Z (D w)||^2 / (T - 1) with Z the

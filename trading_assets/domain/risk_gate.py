@@ -22,6 +22,8 @@ Steps, in order (each: rule -> reason code -> adjustments key):
  9. gross_limit         free names pro rata to max_gross_leverage - fixed       LEVERAGE_SCALED  leverage_scale
 10. tail_scaling        largest s in [0,1] with P(loss > x) <= tail_prob_limit  TAIL_RISK        tail_scale
 11. cvar_scaling        largest s in [0,1] with CVaR <= cvar_limit              CVAR_SCALED      cvar_scale
+    (P(loss > x) and CVaR: the EVT estimates of GateInput.tail_model where it has enough exceedances,
+     else Student-t and historical: GateState.tail_of / cvar_of, domain/risk.py and domain/tail_risk.py)
 12. whole_shares        target shares floor(w NAV / close), order = target - current
 13. adv_limit           |order| <= floor(max_adv_fraction * ADV); unknown ADV -> no order  ADV_LIMIT adv_cap_shares
 14. minimum_trade       |order| close / NAV < min_trade_weight -> no order, unless a sell of a name,
@@ -86,6 +88,9 @@ class GateInput:
     recovery_phase: int = 0
     annualization: int = 252
     price_ok: np.ndarray | None = None  # False: `price` is a stale mark (no close today): mark only, no trade
+    # tail_risk.BookTailModel: the book's tail probability and CVaR by EVT on the longer window of `returns`
+    # (every other measure reads its last cvar_lookback rows); None: Student-t and historical only
+    tail_model: object | None = None
 
 
 @dataclass
@@ -227,7 +232,8 @@ class GateState:
     pre_reject: np.ndarray
     sectors: list[str]  # distinct sectors, sorted
     sector_idx: np.ndarray
-    returns: np.ndarray  # T x N, NaN -> 0
+    returns: np.ndarray  # T x N, NaN -> 0 (the last cvar_lookback rows)
+    tail_returns: np.ndarray  # the whole window given (the EVT model's)
     z: np.ndarray
     ok: np.ndarray
     vols: np.ndarray  # annualized vol per name (features, else the history's)
@@ -238,6 +244,7 @@ class GateState:
     rejected: np.ndarray = None
     proposed: np.ndarray = None  # the orders before the first rejected buy (None: nothing rejected)
     factors: dict = field(default_factory=dict)
+    _tail_cache: dict = field(default_factory=dict)
 
     @property
     def free(self) -> np.ndarray:
@@ -250,10 +257,29 @@ class GateState:
         """(current + order) * mark / NAV."""
         return (self.q0 + self.order) * self.safe_px / self.nav if self.nav > 0 else np.zeros(self.n)
 
+    def tail_estimate(self, w: np.ndarray):
+        """The tail model's estimate for the book w (memoized: the gate asks for the same book several times);
+        None without a model."""
+        model = self.x.tail_model
+        if model is None:
+            return None
+        key = np.asarray(w, dtype=float).tobytes()
+        if key not in self._tail_cache:
+            self._tail_cache[key] = model.estimate(self.tail_returns, w, self.s.tail_loss_threshold, self.s.cvar_confidence)
+        return self._tail_cache[key]
+
     def tail_of(self, w: np.ndarray) -> float:
+        """P(one-day loss > tail_loss_threshold): EVT (POT) when the model has enough exceedances, else Student-t."""
+        e = self.tail_estimate(w)
+        if e is not None and e.method == "evt":
+            return e.probability
         return tail_probability(_std_clean(self.returns, w), self.s.tail_loss_threshold, self.s.tail_dof)
 
     def cvar_of(self, w: np.ndarray) -> float:
+        """CVaR at cvar_confidence: the EVT expected shortfall when the model has enough exceedances, else historical."""
+        e = self.tail_estimate(w)
+        if e is not None and e.method == "evt":
+            return e.expected_shortfall
         return _cvar_clean(self.returns, w, self.s.cvar_confidence)
 
     def scale_free(self, factor, rows: np.ndarray | None = None) -> None:
@@ -284,6 +310,9 @@ def prepare(x: GateInput, s: RiskSettings) -> GateState:
     pos = {sc: j for j, sc in enumerate(sectors)}
     returns = np.asarray(x.returns, dtype=float)
     returns = (returns.copy(order="K") if np.isfinite(returns).all() else np.nan_to_num(returns)).reshape(-1, n)
+    tail_returns = returns
+    if returns.shape[0] > s.cvar_lookback:  # a longer window is the EVT model's; the rest reads cvar_lookback rows
+        returns = returns[-s.cvar_lookback:].copy()
     z, ok, sd = _standardized_clean(returns)
     hist_vol = sd * math.sqrt(x.annualization) if sd is not None else np.zeros(n)
     vol = np.asarray(x.vol, dtype=float)
@@ -292,7 +321,7 @@ def prepare(x: GateInput, s: RiskSettings) -> GateState:
         w0=q0 * safe_px / nav if nav > 0 else np.zeros(n), raw=np.asarray(x.target_raw, dtype=float),
         pre_reject=np.asarray(x.pre_reject, dtype=bool), sectors=sectors,
         sector_idx=np.array([pos[sc] for sc in x.sectors], dtype=int) if n else np.zeros(0, int),
-        returns=returns, z=z, ok=ok, vols=np.where(np.isfinite(vol) & (vol > 0), vol, hist_vol), ledger=Ledger(n),
+        returns=returns, tail_returns=tail_returns, z=z, ok=ok, vols=np.where(np.isfinite(vol) & (vol > 0), vol, hist_vol), ledger=Ledger(n),
     )
 
 
@@ -574,9 +603,18 @@ def decide(g: GateState) -> GateResult:
         sector_exposure={sc: float(sec[j]) for j, sc in enumerate(g.sectors) if sec[j] != 0},
         warnings=warnings,
         factors={"vol_scale": f.get("vol_scale", 1.0), "drawdown_scale": f.get("drawdown_scale", 1.0),
-                 "recovery_scale": f.get("recovery_scale", 1.0), "sigma_raw": f.get("sigma_raw", 0.0)},
+                 "recovery_scale": f.get("recovery_scale", 1.0), "sigma_raw": f.get("sigma_raw", 0.0),
+                 **_tail_factors(g.tail_estimate(wf))},
         proposed_qty=g.order if g.proposed is None else g.proposed,
     )
+
+
+def _tail_factors(e) -> dict[str, float]:
+    """The final book's tail estimate (evt 1.0 when the GPD was used, its threshold, shape, scale, exceedances)."""
+    if e is None:
+        return {}
+    return {"tail_evt": float(e.method == "evt"), "tail_threshold": e.threshold, "tail_xi": e.xi, "tail_beta": e.beta,
+            "tail_exceedances": float(e.n_exceed)}
 
 
 def gate(x: GateInput, s: RiskSettings, steps: tuple[Callable[[GateState], None], ...] = GATE_STEPS) -> GateResult:

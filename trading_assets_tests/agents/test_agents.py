@@ -180,8 +180,9 @@ def test_pattern_bearish_patterns_and_silence_without_patterns():
 
 
 # --- protocol, registry, runner ------------------------------------------------------------------
-def test_registry_has_the_six_agents_with_unique_names_and_the_protocol():
-    assert agent_names() == ["momentum", "mean_reversion", "volatility", "liquidity", "pattern", "regime"]
+def test_registry_has_the_nine_agents_with_unique_names_and_the_protocol():
+    assert agent_names() == ["momentum", "mean_reversion", "volatility", "liquidity", "pattern", "regime",
+                             "garch", "hmm_regime", "evt_tail"]
     assert all(isinstance(a, Agent) for a in AGENTS)
 
 

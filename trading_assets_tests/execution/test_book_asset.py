@@ -34,8 +34,8 @@ def test_graph_shape():
     for spec in a.specs:
         assert not {d.asset_key for d in spec.deps} & {spec.key}, spec.key
     assert {d.asset_key.to_user_string() for s in a.specs for d in s.deps} - {k.to_user_string() for k in own} == {
-        "meta_decisions", "features", "price_history", "universe", "corporate_actions"
-    }
+        "meta_decisions", "agent_outputs", "features", "price_history", "universe", "corporate_actions"
+    }  # agent_outputs: the GARCH sigma of the gate's volatility scaling
     assert {c.name for c in a.check_specs} == {book_defs.CHECK_DECISIONS_WITHIN_LIMITS, book_defs.CHECK_UNIQUE_ORDER_IDS,
                                              book_defs.CHECK_POSITIONS_MATCH_FILLS}
 

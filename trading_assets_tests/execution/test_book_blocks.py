@@ -46,8 +46,9 @@ def test_session_inputs_in_blocks_equal_one_read(warehouse):
             for name in ("decisions", "prices", "features", "actions"):
                 assert getattr(a, name).equals(getattr(b, name), null_equal=True), (block, a.date, name)
             np.testing.assert_array_equal(a.returns, b.returns, strict=True)
-    # the history rolls in: the first session already has cvar_lookback rows, C's column is 0 before it lists
-    assert whole[0].returns.shape == (s.risk.cvar_lookback, len(whole[0].return_symbols))
+    # the history rolls in: the first session already has its rows (the EVT tail model's longer window), C's column
+    # is 0 before it lists
+    assert whole[0].returns.shape == (max(s.risk.cvar_lookback, s.risk.tail_lookback), len(whole[0].return_symbols))
     c = whole[0].return_symbols.index("C")
     assert not whole[0].returns[:, c].any() and whole[-1].returns[-5:, c].all()
 

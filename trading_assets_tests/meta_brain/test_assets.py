@@ -55,7 +55,7 @@ def filled(warehouse):
             }
         ),
     )
-    wh.ensure_columns("features", {c: "DOUBLE" for c in NEUTRAL})
+    wh.ensure_columns("features", {c: "DOUBLE" for c in NEUTRAL} | {"logret_1": "DOUBLE", "px_sma_50": "DOUBLE"})  # the history agents' columns
     feats = pl.concat([_features(d, i) for i, d in enumerate(SESSIONS)])
     wh.replace_window("features", feats, SESSIONS[0], SESSIONS[-1])
     dq = pl.DataFrame(
@@ -96,7 +96,7 @@ def test_one_session_end_to_end(filled):
         dec_defs.META_DECISIONS_DISAGREEMENT: True,
     }
     mo = wh.read("SELECT * FROM model_outputs WHERE date = ? AND role = 'heuristic'", [day])
-    assert mo.height == 5 * 6  # A, B, C, E and the benchmark x six agents (D has no features row)
+    assert mo.height == 5 * 9  # A, B, C, E and the benchmark x nine heuristic/statistical agents (D has no features row)
     trained = wh.read("SELECT * FROM model_outputs WHERE date = ? AND role <> 'heuristic'", [day])
     # every trained variant is silent (no model trained yet) on A, B, C, E (never the benchmark)
     from trading_assets.domain.agents import trained_variants

@@ -28,6 +28,16 @@ sigma_d is missing or not > 0. Non-finite feature values (NaN, inf) count as mis
 sorted by (date, symbol); the result depends on each row alone, except for agents that declare a
 cross-section (the regime agent), which use only rows of the same date: no row ever sees another
 session, so a session's output does not depend on the run's window.
+
+Agents with history and fitted state (the statistical agents: garch, hmm_regime, evt_tail) extend the
+protocol additively (`HistoryAgent`, `FittedAgent` below): they declare the per-symbol feature columns
+and the number of trailing sessions they read (`history`), and receive an `AgentContext` in `compute`
+with that history (never a row after the block's last session) and their stored fits. A fitted agent
+refits on a fixed calendar grid (`calendar.cadence_session`: every `cadence` sessions from the
+calendar's first session), each fit a deterministic function of the returns in its window; between
+refits it filters forward with the fitted parameters. So a session's output is the same whether it is
+run alone or inside a multi-year range: it depends on the grid fit at or before it and on the data up
+to it, never on where the run window starts. Fits persist in the agent_fits table (AGENT_FIT_SCHEMA).
 """
 
 from __future__ import annotations
@@ -36,8 +46,9 @@ import hashlib
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from typing import Protocol, runtime_checkable
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from typing import Any, Protocol, runtime_checkable
 
 import polars as pl
 
@@ -71,6 +82,77 @@ class Agent(Protocol):
     def compute(self, features: pl.DataFrame, settings: AgentSettings, benchmark: str | None = None) -> pl.DataFrame:
         """One row per (date, symbol) of `features`, with the OUTPUT_SCHEMA columns."""
         ...
+
+
+AGENT_FIT_SCHEMA: dict[str, pl.DataType] = {
+    "fit_date": pl.Date(),  # the grid session whose close ends the fit window
+    "agent": pl.String(),
+    "symbol": pl.String(),  # MARKET for a market-level fit (the HMM)
+    "params": pl.String(),  # JSON of the fitted parameters
+    "converged": pl.Boolean(),
+    "n_obs": pl.Int32(),
+    "loglik": pl.Float64(),
+    "message": pl.String(),  # why a fit failed or was not converged ('' when fine)
+    "agent_version": pl.String(),
+}
+MARKET = "MARKET"  # the symbol of market-level fits
+
+
+@dataclass(frozen=True)
+class HistoryNeed:
+    """What a history agent reads besides the session's features: per-symbol feature columns over the
+    `sessions` sessions before (and including) each session it scores."""
+
+    features: tuple[str, ...]
+    sessions: int
+
+
+@dataclass
+class AgentContext:
+    """What the runner hands a history agent: `history` = (date, symbol, *columns) rows from far enough
+    back up to the last session being scored (nothing later); `fits` = the agent_fits rows it needs
+    (AGENT_FIT_SCHEMA; missing ones are computed by the caller through `fit` first); `extra` = a free
+    slot for other extensions (e.g. loaded models)."""
+
+    history: pl.DataFrame
+    fits: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=AGENT_FIT_SCHEMA))
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def for_agent(self, name: str) -> "AgentContext":
+        fits = self.fits.filter(pl.col("agent") == name) if self.fits.height else self.fits
+        return AgentContext(history=self.history, fits=fits, extra=self.extra)
+
+
+@runtime_checkable
+class HistoryAgent(Protocol):
+    """An agent that also reads trailing history (and may be fitted). compute(..., context=AgentContext)."""
+
+    name: str
+    version: str
+
+    def features(self, settings: AgentSettings) -> tuple[str, ...]: ...
+
+    def history(self, settings: AgentSettings) -> HistoryNeed: ...
+
+    def compute(self, features: pl.DataFrame, settings: AgentSettings, benchmark: str | None = None,
+                context: AgentContext | None = None) -> pl.DataFrame: ...
+
+
+@runtime_checkable
+class FittedAgent(HistoryAgent, Protocol):
+    """A history agent with fitted state: `fit_sessions` = the grid sessions whose fits the given
+    sessions use; `fit(history, fit_dates, settings, benchmark)` -> AGENT_FIT_SCHEMA rows (one per
+    fit date and symbol; failures are rows with converged False and a message, never an exception)."""
+
+    def fit_sessions(self, sessions: Sequence[date], settings: AgentSettings) -> list[date]: ...
+
+    def fit(self, history: pl.DataFrame, fit_dates: Sequence[date], settings: AgentSettings,
+            benchmark: str | None = None) -> pl.DataFrame: ...
+
+
+def agent_version(agent: Any, settings: AgentSettings) -> str:
+    """'name@version+params_hash' (the agent_version column)."""
+    return f"{agent.name}@{agent.version}+{params_hash(settings)}"
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,8 @@
-"""The agent registry and the runner. A seventh agent = one module + one line in AGENTS."""
+"""The agent registry and the runner. A new agent = one module + one line in AGENTS.
+
+History agents (base.HistoryAgent: garch, hmm_regime, evt_tail) run only when the caller passes an
+AgentContext (the agent_outputs asset does, with their history and fits); a caller with same-session
+features only (no context) gets the stateless agents."""
 
 from __future__ import annotations
 
@@ -6,7 +10,10 @@ from collections.abc import Sequence
 
 import polars as pl
 
-from trading_assets.domain.agents.base import KEYS, OUTPUT_SCHEMA, Agent
+from trading_assets.domain.agents.base import KEYS, OUTPUT_SCHEMA, Agent, AgentContext
+from trading_assets.domain.agents.evt_tail import EvtTailAgent
+from trading_assets.domain.agents.garch_vol import GarchVolAgent
+from trading_assets.domain.agents.hmm_regime import HmmRegimeAgent
 from trading_assets.domain.agents.liquidity import LiquidityAgent
 from trading_assets.domain.agents.mean_reversion import MeanReversionAgent
 from trading_assets.domain.agents.momentum import MomentumAgent
@@ -28,8 +35,30 @@ AGENTS: tuple[Agent, ...] = (
     LiquidityAgent(),
     PatternAgent(),
     RegimeAgent(),
+    GarchVolAgent(),
+    HmmRegimeAgent(),
+    EvtTailAgent(),
 )
-REGIME_AGENT = "regime"
+REGIME_AGENT = "regime"  # the heuristic regime agent (MetaBrainSettings.regime_agents orders the state sources)
+
+
+def is_history_agent(agent) -> bool:
+    """True for agents that read trailing history (they define `history`)."""
+    return callable(getattr(agent, "history", None))
+
+
+def is_fitted_agent(agent) -> bool:
+    return is_history_agent(agent) and callable(getattr(agent, "fit", None)) and callable(getattr(agent, "fit_sessions", None))
+
+
+def history_columns(settings: AgentSettings, agents: Sequence[Agent] = AGENTS) -> list[str]:
+    """Every per-symbol history column the history agents read (sorted, unique)."""
+    return sorted({c for a in agents if is_history_agent(a) for c in a.history(settings).features})
+
+
+def history_sessions(settings: AgentSettings, agents: Sequence[Agent] = AGENTS) -> int:
+    """The most trailing sessions any history agent reads before a session it scores (0 if none)."""
+    return max((a.history(settings).sessions for a in agents if is_history_agent(a)), default=0)
 
 def _deep(*factories) -> tuple:
     """The deep families when PyTorch is installed (the [deep] extra); none otherwise, said once."""
@@ -82,13 +111,19 @@ def run_agents(
     settings: AgentSettings,
     benchmark: str | None = None,
     agents: Sequence[Agent] = AGENTS,
+    context: AgentContext | None = None,
 ) -> pl.DataFrame:
     """Every agent on `features` -> the long model_outputs frame, one row per (date, symbol, agent),
-    sorted by (date, symbol, agent)."""
+    sorted by (date, symbol, agent). History agents run only with a `context` (module docstring)."""
     agent_names(agents)
     if features.height == 0:
         return pl.DataFrame(schema=OUTPUT_SCHEMA)
-    frames = [a.compute(features, settings, benchmark) for a in agents]
+    frames = [
+        a.compute(features, settings, benchmark, context=context.for_agent(a.name)) if is_history_agent(a)
+        else a.compute(features, settings, benchmark)
+        for a in agents
+        if context is not None or not is_history_agent(a)
+    ]
     return pl.concat(frames, how="vertical").sort(*KEYS, "agent")
 
 

@@ -1,0 +1,138 @@
+"""Wall time of the three statistical agents (garch, hmm_regime, evt_tail) on a five-year backfill and a daily cycle.
+
+Data: the real S&P 500 folder (../shared/data/prices, 505 symbols x 1,259 sessions) when present, else a
+seeded GARCH-t market of the same size. The history columns the agents read (logret_1, vol_20, px_sma_50)
+are computed here with polars. Measured (what the agent_outputs asset adds for them):
+- backfill: every grid fit of the window (GARCH, HMM, EVT: their fit() as defs/agent_fits.py calls it)
+  plus their compute() over the window in the asset's session blocks (partitions.session_blocks);
+- daily, fits stored: compute() for the last session with its history (no fit);
+- daily, refit day: the last session's grid fits for every symbol + compute().
+Prints medians of --repeat runs; asserts nothing about time.
+
+    /work/venv/bin/python benchmarks/stat_agents.py [--repeat 3] [--synthetic]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from trading_assets.defs.partitions import session_blocks
+from trading_assets.domain import calendar
+from trading_assets.domain.agents import AgentContext
+from trading_assets.domain.agents.evt_tail import EvtTailAgent
+from trading_assets.domain.agents.garch_vol import GarchVolAgent
+from trading_assets.domain.agents.hmm_regime import HmmRegimeAgent
+from trading_assets.settings import AgentSettings
+
+REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "prices" / "sp500_2013_2018.parquet"
+AGENTS = (GarchVolAgent(), HmmRegimeAgent(), EvtTailAgent())
+
+
+def real_history() -> pl.DataFrame:
+    bars = pl.read_parquet(REAL).select("date", "symbol", "close").sort("symbol", "date")
+    return _columns(bars)
+
+
+def synthetic_history(n_symbols: int = 505, n_sessions: int = 1259, seed: int = 7) -> pl.DataFrame:
+    rng = np.random.default_rng(seed)
+    end = date(2018, 2, 7)
+    days = calendar.sessions(calendar.lookback_start(end, n_sessions - 1), end)
+    s2 = np.full(n_symbols, 1e-4)
+    r = np.empty((len(days), n_symbols))
+    for t in range(len(days)):
+        r[t] = np.sqrt(s2) * rng.standard_t(5, n_symbols) / np.sqrt(5 / 3)
+        s2 = 2e-6 + 0.08 * r[t] ** 2 + 0.9 * s2
+    close = 100 * np.exp(np.cumsum(r, axis=0))
+    bars = pl.DataFrame({"date": np.repeat(np.array(days, dtype="datetime64[D]"), n_symbols),
+                         "symbol": np.tile([f"S{i:03d}" for i in range(n_symbols)], len(days)),
+                         "close": close.reshape(-1)}).with_columns(pl.col("date").cast(pl.Date)).sort("symbol", "date")
+    return _columns(bars)
+
+
+def _columns(bars: pl.DataFrame) -> pl.DataFrame:
+    lr = (pl.col("close") / pl.col("close").shift(1)).log().over("symbol")
+    return bars.with_columns(logret_1=lr).with_columns(
+        vol_20=(pl.col("logret_1").rolling_std(20) * np.sqrt(252)).over("symbol"),
+        px_sma_50=(pl.col("close") / pl.col("close").rolling_mean(50) - 1).over("symbol"),
+        ewma_vol_20=(pl.col("logret_1").rolling_std(20) * np.sqrt(252)).over("symbol"),
+        beta_60=pl.lit(1.0),
+    ).drop("close").sort("date", "symbol")
+
+
+def backfill(history: pl.DataFrame, s: AgentSettings) -> dict[str, float]:
+    sessions = history["date"].unique().sort().to_list()
+    t = {}
+    fits = []
+    for a in AGENTS:
+        t0 = time.perf_counter()
+        fits.append(a.fit(history, a.fit_sessions(sessions, s), s, None))
+        t[f"fit {a.name}"] = time.perf_counter() - t0
+    all_fits = pl.concat(fits)
+    n_sym = history["symbol"].n_unique()
+    feats_cols = ["date", "symbol", "ewma_vol_20", "vol_20", "beta_60"]
+    t_comp = {a.name: 0.0 for a in AGENTS}
+    n_hist = max(a.history(s).sessions for a in AGENTS)
+    for lo, hi in session_blocks(sessions, n_sym):
+        feats = history.filter(pl.col("date").is_between(lo, hi)).select(feats_cols)
+        ctx = AgentContext(history=history.filter(pl.col("date").is_between(calendar.lookback_start(lo, n_hist), hi)), fits=all_fits)
+        for a in AGENTS:
+            t0 = time.perf_counter()
+            a.compute(feats, s, None, context=ctx.for_agent(a.name))
+            t_comp[a.name] += time.perf_counter() - t0
+    for k, v in t_comp.items():
+        t[f"compute {k}"] = v
+    t["total"] = sum(t.values())
+    return t, all_fits
+
+
+def daily(history: pl.DataFrame, fits: pl.DataFrame, s: AgentSettings, refit: bool) -> float:
+    day = history["date"].max()
+    n_hist = max(a.history(s).sessions for a in AGENTS)
+    h = history.filter(pl.col("date").is_between(calendar.lookback_start(day, n_hist), day))
+    feats = h.filter(pl.col("date") == day).select("date", "symbol", "ewma_vol_20", "vol_20", "beta_60")
+    t0 = time.perf_counter()
+    use = fits
+    if refit:
+        new = [a.fit(h, [day], s, None) for a in AGENTS]  # as if `day` were a grid session of every agent
+        use = pl.concat([fits, *new])
+    ctx = AgentContext(history=h, fits=use)
+    for a in AGENTS:
+        a.compute(feats, s, None, context=ctx.for_agent(a.name))
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--synthetic", action="store_true")
+    args = ap.parse_args()
+    s = AgentSettings()
+    history = synthetic_history() if args.synthetic or not REAL.exists() else real_history()
+    src = "synthetic GARCH-t market" if args.synthetic or not REAL.exists() else f"real S&P 500 folder ({REAL.name})"
+    print(f"data: {src}: {history['symbol'].n_unique()} symbols x {history['date'].n_unique()} sessions")
+    print(f"cadences: garch {s.garch_cadence}, hmm {s.hmm_cadence}, evt {s.evt_cadence} sessions; windows {s.garch_window}/{s.hmm_window}/{s.evt_window}")
+    runs = []
+    for _ in range(args.repeat):
+        t, fits = backfill(history, s)
+        runs.append(t)
+    for k in runs[0]:
+        vals = [r[k] for r in runs]
+        print(f"backfill {k:<22} median {statistics.median(vals):7.2f} s  (runs: {', '.join(f'{v:.2f}' for v in vals)})")
+    g = fits.filter(pl.col("agent") == "garch")
+    print(f"garch fits {g.height}, not converged {g.filter(~pl.col('converged') & (pl.col('n_obs') >= s.garch_min_obs)).height}, "
+          f"too few returns {g.filter(pl.col('n_obs') < s.garch_min_obs).height}")
+    for refit in (False, True):
+        vals = [daily(history, fits, s, refit) for _ in range(args.repeat)]
+        label = "daily, refit day (all three fit)" if refit else "daily, fits stored"
+        print(f"{label:<34} median {statistics.median(vals):7.3f} s  (runs: {', '.join(f'{v:.3f}' for v in vals)})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""GARCH(1,1)-t (domain/garch.py) against arch: parameter recovery on arch's own simulation, the same
+estimate as arch's fit, the variance recursion, batch independence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from arch import arch_model
+
+from trading_assets.domain import garch
+
+TRUE = {"omega": 0.05, "alpha": 0.10, "beta": 0.85, "nu": 6.0}
+
+
+def _simulate(n: int, seed: int, p=TRUE) -> np.ndarray:
+    """Percent returns simulated by arch itself (zero mean, GARCH(1,1), standardized t), as decimals."""
+    am = arch_model(None, mean="Zero", vol="GARCH", p=1, q=1, dist="t")
+    rs = np.random.RandomState(seed)
+    am.distribution._random_state = rs  # arch's simulate draws from the distribution's generator
+    sim = am.simulate([p["omega"], p["alpha"], p["beta"], p["nu"]], n, burn=500)
+    return sim["data"].to_numpy() / 100.0
+
+
+def test_recovers_alpha_beta_on_a_series_simulated_by_arch():
+    r = _simulate(4000, 1)
+    f = garch.fit_batch(r[:, None], max_iter=200)
+    assert f.converged[0]
+    assert abs(f.alpha[0] - TRUE["alpha"]) < 0.03
+    assert abs(f.beta[0] - TRUE["beta"]) < 0.04
+    assert abs(f.nu[0] - TRUE["nu"]) < 2.0
+
+
+@pytest.mark.parametrize("seed", [2, 3, 4])
+def test_the_estimate_is_arch_fit(seed):
+    """Same model, same backcast: arch's SLSQP and the batched BHHH reach the same maximum."""
+    r = _simulate(756, seed)
+    f = garch.fit_batch(r[:, None])
+    _, _, bc, mean, _ = garch.prepare(r[:, None])
+    e = 100.0 * (r - mean[0])
+    res = arch_model(e, mean="Zero", vol="GARCH", p=1, q=1, dist="t").fit(disp="off", backcast=float(bc[0]))
+    om, a, b, nu = res.params.to_numpy()
+    assert f.converged[0]
+    assert f.loglik[0] == pytest.approx(res.loglikelihood, abs=1e-3)  # ours is never worse by more than arch's tolerance
+    assert f.loglik[0] >= res.loglikelihood - 1e-3
+    assert abs(f.alpha[0] - a) < 2e-3 and abs(f.beta[0] - b) < 5e-3 and abs(f.omega[0] - om) < 5e-3
+    assert abs(f.nu[0] - nu) < 0.3
+
+
+def test_variance_path_is_archs_conditional_variance():
+    r = _simulate(500, 5)
+    _, _, bc, mean, _ = garch.prepare(r[:, None])
+    e = 100.0 * (r - mean[0])
+    res = arch_model(e, mean="Zero", vol="GARCH", p=1, q=1, dist="t").fit(disp="off", backcast=float(bc[0]))
+    om, a, b, _ = res.params.to_numpy()
+    mask = np.ones((e.size, 1), dtype=bool)
+    path = garch.variance_path((e * e)[:, None], mask, om, a, b, bc[0])
+    np.testing.assert_allclose(path[:-1, 0], res.conditional_volatility**2, rtol=1e-10)
+    # the last row is the one-step-ahead forecast
+    assert path[-1, 0] == pytest.approx(res.forecast(horizon=1, reindex=False).variance.iloc[-1, 0], rel=1e-10)
+
+
+def test_a_series_gets_the_same_bits_alone_or_in_a_batch():
+    cols = [_simulate(400, s) for s in (6, 7, 8)]
+    batch = np.column_stack(cols)
+    batch[:50, 1] = np.nan  # a late listing in the batch
+    both = garch.fit_batch(batch)
+    for j in range(3):
+        alone = garch.fit_batch(batch[:, [j]])
+        for k in ("omega", "alpha", "beta", "nu", "loglik"):
+            assert getattr(alone, k)[0] == getattr(both, k)[j], (j, k)
+
+
+def test_too_few_returns_is_reported_not_fitted():
+    r = _simulate(300, 9)
+    r[:200] = np.nan
+    f = garch.fit_batch(r[:, None], min_obs=250)
+    assert not f.converged[0] and np.isnan(f.alpha[0]) and f.n_obs[0] == 100
+
+
+def test_missing_returns_use_the_expected_shock():
+    e2 = np.array([[1.0], [4.0], [0.0]])
+    mask = np.array([[True], [False], [True]])
+    s = garch.variance_path(e2, mask, 0.1, 0.2, 0.7, 2.0)
+    s0 = 0.1 + 0.9 * 2.0
+    s1 = 0.1 + 0.2 * 1.0 + 0.7 * s0
+    s2 = 0.1 + 0.9 * s1  # the missing return's shock replaced by its expectation s1
+    np.testing.assert_allclose(s[:, 0], [s0, s1, s2, 0.1 + 0.2 * 0.0 + 0.7 * s2])
