@@ -59,17 +59,17 @@ def market_observations(history: pl.DataFrame, benchmark: str | None) -> pl.Data
     ).sort("date")
 
 
-def fit(x: np.ndarray, n_states: int = 3, n_seeds: int = 4, n_iter: int = 100, tol: float = 1e-4) -> dict:
+def fit(x: np.ndarray, n_states: int = 3, n_seeds: int = 4, n_iter: int = 100, tol: float = 1e-4, min_rows: int = 50) -> dict:
     """Fit on the rows of x (T x 3) without a missing value; returns the params dict (JSON-able):
     n_states, center, scale, startprob, transmat, means, vars (standardized, states ordered), loglik,
-    seed, converged, n_obs. Raises ValueError when fewer than 50 complete rows."""
+    seed, converged, n_obs. Raises ValueError when fewer than `min_rows` complete rows."""
     from hmmlearn.hmm import GaussianHMM  # imported here: only fitting needs it
     from threadpoolctl import threadpool_limits
 
     x = np.asarray(x, dtype=float)
     rows = x[np.isfinite(x).all(axis=1)]
-    if rows.shape[0] < 50:
-        raise ValueError(f"HMM fit needs >= 50 complete sessions, got {rows.shape[0]}")
+    if rows.shape[0] < max(min_rows, 2 * n_states):
+        raise ValueError(f"HMM fit needs >= {max(min_rows, 2 * n_states)} complete sessions, got {rows.shape[0]}")
     center = rows.mean(axis=0)
     scale = rows.std(axis=0)
     scale = np.where(scale > 0, scale, 1.0)

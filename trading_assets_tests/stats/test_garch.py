@@ -14,9 +14,9 @@ TRUE = {"omega": 0.05, "alpha": 0.10, "beta": 0.85, "nu": 6.0}
 
 def _simulate(n: int, seed: int, p=TRUE) -> np.ndarray:
     """Percent returns simulated by arch itself (zero mean, GARCH(1,1), standardized t), as decimals."""
-    am = arch_model(None, mean="Zero", vol="GARCH", p=1, q=1, dist="t")
-    rs = np.random.RandomState(seed)
-    am.distribution._random_state = rs  # arch's simulate draws from the distribution's generator
+    from arch.univariate import GARCH, StudentsT, ZeroMean
+
+    am = ZeroMean(None, volatility=GARCH(p=1, q=1), distribution=StudentsT(seed=np.random.default_rng(seed)))
     sim = am.simulate([p["omega"], p["alpha"], p["beta"], p["nu"]], n, burn=500)
     return sim["data"].to_numpy() / 100.0
 

@@ -91,7 +91,7 @@ class HmmRegimeAgent:
                 msg = f"too few complete sessions: {n} < {settings.hmm_min_obs}"
             else:
                 try:
-                    params = hmm.fit(x, settings.hmm_states, settings.hmm_seeds, settings.hmm_iter)
+                    params = hmm.fit(x, settings.hmm_states, settings.hmm_seeds, settings.hmm_iter, min_rows=settings.hmm_min_obs)
                     params["window_start"] = win[0].isoformat()
                     conv, ll = params["converged"], params["loglik"]
                     msg = "" if conv else f"EM not converged in {settings.hmm_iter} iterations"
