@@ -28,7 +28,7 @@ import dagster as dg
 import polars as pl
 
 from trading_assets.defs.labels import first_session
-from trading_assets.defs.partitions import SESSIONS, SINGLE_RUN, lookback, session_blocks, window_of
+from trading_assets.defs.partitions import SAME_SESSION, SESSIONS, SINGLE_RUN, lookback, session_blocks, window_of
 from trading_assets.defs.reference import benchmark_symbols
 from trading_assets.defs.resources import PipelineConfig, WarehouseResource
 from trading_assets.domain import calendar
@@ -39,9 +39,12 @@ from trading_assets.store.warehouse import Warehouse
 LABEL = "excess_return"
 # label dates a partition's rows reach back to: its own (t - 1 - h) and the longest rolling window before it
 LOOKBACK_SESSIONS = MAX_HORIZON + 1 + max(WINDOWS) - 1
-# scores are read at label dates only: t - 1 - max(h) - (W - 1) .. t - 1 - min(h)
+# scores are read at label dates only: t - 1 - max(h) - (W - 1) .. t - 1 - min(h). The mapping declared
+# ends at t itself (a superset by two sessions): a mapping that ends BEFORE t makes Dagster's backfill
+# daemon put this asset in a run of its own after its upstreams (a UI backfill became 3 runs, measured),
+# against the one-run backfill every asset keeps (BackfillPolicy.single_run, DESIGN section 3).
 SCORE_MAPPING = dg.TimeWindowPartitionMapping(
-    start_offset=-LOOKBACK_SESSIONS, end_offset=-(1 + min(HORIZONS)), allow_nonexistent_upstream_partitions=True
+    start_offset=-LOOKBACK_SESSIONS, end_offset=0, allow_nonexistent_upstream_partitions=True
 )
 COLUMNS = (
     "date", "source", "horizon", "known_at", "kind", "role", "score_column", "label",
@@ -140,7 +143,12 @@ def compute_window(wh: Warehouse, start: date, end: date, exclude: list[str], fi
         dg.AssetDep("labels", partition_mapping=lookback(LOOKBACK_SESSIONS)),
         dg.AssetDep("agent_outputs", partition_mapping=SCORE_MAPPING),
         dg.AssetDep("meta_decisions", partition_mapping=SCORE_MAPPING),
-        dg.AssetDep("risk_decisions", partition_mapping=SCORE_MAPPING),
+        # The approved weights (risk_decisions) come from the book, a multi-asset: a child of it with any
+        # mapping was left out of the backfill's one run ("Waiting for parent risk_decisions to be
+        # materialized", measured through the UI: a backfill became 2-3 runs). `performance` is a single
+        # asset downstream of the book's portfolio, so depending on its same session orders this asset after
+        # the book in the same run; the rows read are risk_decisions of t-2-W..t-2 (see SCORE_MAPPING).
+        dg.AssetDep("performance", partition_mapping=SAME_SESSION),
     ],
     description=(
         "How well every forecasting source ranked what happened: each agent's mu (learned champions and shadows "
