@@ -107,7 +107,12 @@ def results(w: BookWrite, settings: Settings, broker: ex.Broker, sessions: list[
         asset_key="orders",
         metadata={**common, "orders": w.orders, "fills": w.filled, "cancelled": w.fills - w.filled,
                   "commission": w.commission, "slippage_cost": w.slippage_cost,
-                  "mode": settings.execution.mode, "broker": broker.name},
+                  "mode": settings.execution.mode, "broker": broker.name, "algo": settings.execution.algo,
+                  "executions": w.executions,
+                  # implementation shortfall of the window's fills, notional-weighted (execution_algos.py)
+                  "shortfall_arrival_bps": w.shortfall[0] / w.shortfall[1] * 1e4 if w.shortfall[1] else 0.0,
+                  "shortfall_vwap_bps": w.shortfall[2] / w.shortfall[3] * 1e4 if w.shortfall[3] else 0.0,
+                  "share_fill_ratio": w.filled_shares / w.ordered_shares if w.ordered_shares else 1.0},
     )
     yield dg.AssetCheckResult(asset_key="orders", check_name=book_checks.CHECK_UNIQUE_ORDER_IDS, passed=not w.duplicate_order_ids,
                               metadata={"duplicate_ids": dg.MetadataValue.json(w.duplicate_order_ids[:50])})

@@ -70,6 +70,9 @@ class BookWrite:
     position_mismatches: list[dict] = dataclasses.field(default_factory=list)
     final_state: pf.BookState | None = None  # the book after the window (its pending orders: the last session's)
     executions: int = 0  # child orders written
+    shortfall: list[float] = dataclasses.field(default_factory=lambda: [0.0, 0.0, 0.0, 0.0])  # e(avg-O)q, Oq, e(avg-TP)q, TPq
+    filled_shares: float = 0.0
+    ordered_shares: float = 0.0
 
     @property
     def last_portfolio_row(self) -> dict:
@@ -96,6 +99,21 @@ def write_book(wh: Warehouse, settings: Settings, broker: ex.Broker, sessions: l
     if live is not None:
         live.send(w.final_state)
     return w
+
+
+def _add_shortfall(w: BookWrite, fills: pl.DataFrame, filled: pl.DataFrame) -> None:
+    """Accumulate the notional-weighted shortfall sums and the shares ordered / filled (metadata)."""
+    if "arrival_price" not in filled.columns or filled.height == 0:
+        return
+    e = pl.when(pl.col("side") == ex.BUY).then(1.0).otherwise(-1.0)
+    q, p = pl.col("quantity"), pl.col("price")
+    vp = pl.col("vwap_proxy").is_not_null()
+    s = filled.select((e * (p - pl.col("arrival_price")) * q).sum().alias("a"), (pl.col("arrival_price") * q).sum().alias("b"),
+                      (e * (p - pl.col("vwap_proxy")) * q).filter(vp).sum().alias("c"),
+                      (pl.col("vwap_proxy") * q).filter(vp).sum().alias("d")).row(0)
+    w.shortfall = [a + float(b or 0.0) for a, b in zip(w.shortfall, s)]
+    w.filled_shares += float(fills["quantity"].sum() or 0.0)
+    w.ordered_shares += float(fills["ordered_quantity"].sum() or 0.0)
 
 
 def run_blocks(inputs: book_inputs.BookInputs, blocks: list[list[date]], settings: Settings, broker: ex.Broker,
@@ -128,6 +146,7 @@ def run_blocks(inputs: book_inputs.BookInputs, blocks: list[list[date]], setting
         slippage.append(filled["slippage_cost"])
         w.position_rows += out.positions.height
         w.executions += out.executions.height
+        _add_shortfall(w, out.fills, filled)
         w.position_mismatches += book_checks.check_positions(out, prev_qty, block)
         last_pos = out.positions.filter(pl.col("date") == block[-1])
         prev_qty = dict(zip(last_pos["symbol"].to_list(), last_pos["quantity"].to_list()))
