@@ -101,19 +101,25 @@ def write_book(wh: Warehouse, settings: Settings, broker: ex.Broker, sessions: l
     return w
 
 
-def _add_shortfall(w: BookWrite, fills: pl.DataFrame, filled: pl.DataFrame) -> None:
-    """Accumulate the notional-weighted shortfall sums and the shares ordered / filled (metadata)."""
-    if "arrival_price" not in filled.columns or filled.height == 0:
-        return
+def _shortfall_terms(fills: pl.DataFrame, filled: pl.DataFrame) -> pl.DataFrame:
+    """Per filled parent: e (avg - O) q, O q, e (avg - TP) q, TP q (0 where TP is unknown), and the
+    shares filled / ordered of every parent (summed once over the window: the same bits in one block
+    or several)."""
+    if "arrival_price" not in filled.columns:
+        return pl.DataFrame()
     e = pl.when(pl.col("side") == ex.BUY).then(1.0).otherwise(-1.0)
-    q, p = pl.col("quantity"), pl.col("price")
-    vp = pl.col("vwap_proxy").is_not_null()
-    s = filled.select((e * (p - pl.col("arrival_price")) * q).sum().alias("a"), (pl.col("arrival_price") * q).sum().alias("b"),
-                      (e * (p - pl.col("vwap_proxy")) * q).filter(vp).sum().alias("c"),
-                      (pl.col("vwap_proxy") * q).filter(vp).sum().alias("d")).row(0)
-    w.shortfall = [a + float(b or 0.0) for a, b in zip(w.shortfall, s)]
-    w.filled_shares += float(fills["quantity"].sum() or 0.0)
-    w.ordered_shares += float(fills["ordered_quantity"].sum() or 0.0)
+    q, p, tp = pl.col("quantity"), pl.col("price"), pl.col("vwap_proxy")
+    return filled.select((e * (p - pl.col("arrival_price")) * q).alias("a"), (pl.col("arrival_price") * q).alias("b"),
+                         (e * (p - tp) * q).fill_null(0.0).alias("c"), (tp * q).fill_null(0.0).alias("d"))
+
+
+def _shortfall_totals(w: BookWrite, terms: list[pl.DataFrame], fills_q: list[pl.DataFrame]) -> None:
+    t = pl.concat([x for x in terms if x.width], rechunk=True) if any(x.width for x in terms) else pl.DataFrame()
+    if t.height:
+        w.shortfall = [float(t[c].sum()) for c in ("a", "b", "c", "d")]
+    f = pl.concat(fills_q, rechunk=True) if fills_q else pl.DataFrame()
+    if f.height and "ordered_quantity" in f.columns:
+        w.filled_shares, w.ordered_shares = float(f["quantity"].sum()), float(f["ordered_quantity"].sum())
 
 
 def run_blocks(inputs: book_inputs.BookInputs, blocks: list[list[date]], settings: Settings, broker: ex.Broker,
@@ -124,7 +130,7 @@ def run_blocks(inputs: book_inputs.BookInputs, blocks: list[list[date]], setting
     end = inputs.sessions[-1]
     w = BookWrite(fresh_start=inputs.before["fresh_start"])
     prev_qty = inputs.before["prev_qty"]
-    order_ids, commission, slippage, portfolios = [], [], [], []
+    order_ids, commission, slippage, portfolios, terms, fills_q = [], [], [], [], [], []
     for block in blocks:
         out = pf.run_book(state, itertools.islice(inputs.session_inputs, len(block)), settings, broker)
         state = out.state
@@ -146,7 +152,8 @@ def run_blocks(inputs: book_inputs.BookInputs, blocks: list[list[date]], setting
         slippage.append(filled["slippage_cost"])
         w.position_rows += out.positions.height
         w.executions += out.executions.height
-        _add_shortfall(w, out.fills, filled)
+        terms.append(_shortfall_terms(out.fills, filled))
+        fills_q.append(out.fills.select([c for c in ("quantity", "ordered_quantity") if c in out.fills.columns]))
         w.position_mismatches += book_checks.check_positions(out, prev_qty, block)
         last_pos = out.positions.filter(pl.col("date") == block[-1])
         prev_qty = dict(zip(last_pos["symbol"].to_list(), last_pos["quantity"].to_list()))
@@ -154,6 +161,7 @@ def run_blocks(inputs: book_inputs.BookInputs, blocks: list[list[date]], setting
         stage.add(block, out)
         del out, rd, filled
     w.final_state = state
+    _shortfall_totals(w, terms, fills_q)
     ids = pl.concat(order_ids)
     w.duplicate_order_ids = ids.to_frame().group_by("order_id").len().filter(pl.col("len") > 1)["order_id"].to_list()
     # one contiguous column each, summed as the whole window's column was
