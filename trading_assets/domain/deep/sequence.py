@@ -117,6 +117,28 @@ def _masked_mse(x_hat: torch.Tensor, x: torch.Tensor, mask: torch.Tensor) -> tor
     return ((x_hat - x) ** 2 * mask).sum() / mask.sum().clamp(min=1.0)
 
 
+def train_epochs(model: nn.Module, ends: np.ndarray, batch_loss, epochs: int, batch_size: int, lr: float, weight_decay: float,
+                 seed: int) -> list[float]:
+    """Adam over shuffled mini-batches of `ends` (the permutation of epoch e drawn from numpy's Generator
+    seeded by (seed, e)); batch_loss(model, batch_ends) -> scalar loss. Returns each epoch's mean loss."""
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    losses = []
+    for epoch in range(epochs):
+        order = np.random.default_rng([seed, epoch]).permutation(ends)
+        total, count = 0.0, 0
+        model.train()
+        for b in range(0, order.size, batch_size):
+            e = order[b : b + batch_size]
+            loss = batch_loss(model, e)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * e.size
+            count += e.size
+        losses.append(total / count if count else float("nan"))
+    return losses
+
+
 def fit_autoencoder(values: np.ndarray, ends: np.ndarray, params: AutoencoderParams) -> tuple[bytes, dict]:
     """Train on the windows ending at `ends` (rows of `values` (n, F), see windows.py).
 
@@ -127,24 +149,12 @@ def fit_autoencoder(values: np.ndarray, ends: np.ndarray, params: AutoencoderPar
     observed = np.isfinite(values).astype(np.float32)
     with deterministic(params.seed, params.threads):
         model = TemporalAutoencoder(params.window, n_features, params.hidden, params.latent_dim)
-        opt = torch.optim.Adam(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
-        losses = []
-        for epoch in range(params.epochs):
-            rng = np.random.default_rng([params.seed, epoch])
-            order = rng.permutation(ends)
-            total, count = 0.0, 0
-            model.train()
-            for b in range(0, order.size, params.batch_size):
-                e = order[b : b + params.batch_size]
-                x = as_tensor(gather(values, e, params.window))
-                m = torch.from_numpy(np.ascontiguousarray(gather(observed, e, params.window)))
-                loss = _masked_mse(model(x), x, m)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                total += float(loss.detach()) * e.size
-                count += e.size
-            losses.append(total / count if count else float("nan"))
+
+        def batch_loss(m: nn.Module, e: np.ndarray) -> torch.Tensor:
+            x = as_tensor(gather(values, e, params.window))
+            return _masked_mse(m(x), x, torch.from_numpy(np.ascontiguousarray(gather(observed, e, params.window))))
+
+        losses = train_epochs(model, np.asarray(ends), batch_loss, params.epochs, params.batch_size, params.lr, params.weight_decay, params.seed)
         state = {
             "kind": "temporal_autoencoder",
             "window": params.window,
@@ -192,23 +202,11 @@ def fit_transformer(z: np.ndarray, ends: np.ndarray, target: np.ndarray, params:
     target = np.asarray(target, dtype=np.float32)
     with deterministic(params.seed, params.threads):
         model = SequenceTransformer(z.shape[1], params)
-        opt = torch.optim.Adam(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
-        losses = []
-        for epoch in range(params.epochs):
-            rng = np.random.default_rng([params.seed, epoch])
-            order = rng.permutation(ends)
-            total, count = 0.0, 0
-            model.train()
-            for b in range(0, order.size, params.batch_size):
-                e = order[b : b + params.batch_size]
-                pred = model(as_tensor(gather(z, e, params.seq_len)))
-                loss = nn.functional.mse_loss(pred, torch.from_numpy(target[e]))
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                total += float(loss.detach()) * e.size
-                count += e.size
-            losses.append(total / count if count else float("nan"))
+
+        def batch_loss(m: nn.Module, e: np.ndarray) -> torch.Tensor:
+            return nn.functional.mse_loss(m(as_tensor(gather(z, e, params.seq_len))), torch.from_numpy(target[e]))
+
+        losses = train_epochs(model, np.asarray(ends), batch_loss, params.epochs, params.batch_size, params.lr, params.weight_decay, params.seed)
         state = {
             "kind": "sequence_transformer",
             "latent_dim": int(z.shape[1]),
