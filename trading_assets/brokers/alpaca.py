@@ -13,6 +13,8 @@
 - Idempotent submission: client_order_id = the book's order_id. A duplicate (HTTP 422 "client_order_id
   must be unique") returns the broker's existing order. Any other 4xx (403 insufficient buying
   power, 422 invalid quantity, ...) raises BrokerRejected with the broker's message.
+- Fills are polled in the next session's run; an order still open then (an OPG order the auction did not
+  take) is cancelled first, so it cannot fill later behind the book's back.
 - Every submission, rejection and cancellation is reported to `on_event(event_type, payload)` (the
   live cycle appends it to audit_log at once); payloads hold the ticket and the broker's answer only.
 """
@@ -37,6 +39,9 @@ from trading_assets.domain import brokerage as bk
 from trading_assets.domain import execution as ex
 from trading_assets.settings import ExecutionSettings
 
+# Alpaca order states in which an order can still fill (docs.alpaca.markets, "Order Lifecycle")
+OPEN_STATES = frozenset({"new", "accepted", "pending_new", "accepted_for_bidding", "held", "partially_filled",
+                         "pending_replace", "calculated"})
 KEY_ENV = "APCA_API_KEY_ID"
 SECRET_ENV = "APCA_API_SECRET_KEY"
 _DUPLICATE = "client_order_id must be unique"
@@ -174,6 +179,9 @@ class AlpacaBroker:
     def fill_rows(self, orders: list[tuple], fill_date: date, opens: dict[str, float],
                   split_ratios: dict[str, float]) -> list[tuple]:
         polled = self.poll([r[0] for r in orders])
+        for cid, o in list(polled.items()):
+            if o is not None and o.status in OPEN_STATES:  # still working after its open: it must not fill
+                polled[cid] = self.cancel(cid) or o          # behind the book's back (audited as cancelled)
         return bk.fill_rows_from_broker(orders, polled, fill_date, opens, split_ratios)
 
     def fill(self, orders: pl.DataFrame, fill_date: date, opens: dict[str, float],

@@ -73,6 +73,13 @@ def test_submit_account_positions_cancel_and_fills(replay):
     assert m[9] == ex.CANCELLED and "canceled" in m[10] and m[6] is None
     assert x[9] == ex.CANCELLED and "no such order" in x[10]
     assert [e[0] for e in events] == ["order_submitted", "order_submitted", "order_cancelled"]
+    # an order the auction did not take is still open when the fills are polled: cancelled, audited, CANCELLED
+    b.submit(bk.Ticket("h" * 20, "JNJ", ex.BUY, 3))
+    replay.open_auction({"AAPL": 101.5})
+    (j,) = b.fill_rows([("h" * 20, date(2024, 3, 1), "JNJ", ex.BUY, 3.0, 150.0, "live", "c")], date(2024, 3, 4),
+                       {"JNJ": 150.0}, {})
+    assert j[9] == ex.CANCELLED and "canceled" in j[10] and replay.orders["h" * 20]["status"] == "canceled"
+    assert [e[0] for e in events][-2:] == ["order_submitted", "order_cancelled"]
     assert "secret" not in str(events) and "PKTEST" not in str(events)
 
 
