@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from trading_assets.defs.models import model_feature_columns  # noqa: E402
 from trading_assets.domain import calendar  # noqa: E402
 from trading_assets.domain.agents import TRAINED_AGENTS, trained_variants  # noqa: E402
+from trading_assets.domain.agents.trained import lookback_sessions, predict_family  # noqa: E402
 from trading_assets.domain.models.fit import train_variant  # noqa: E402
 from trading_assets.domain.models.normalize import rank_gauss  # noqa: E402
 from trading_assets.settings import ModelSettings  # noqa: E402
@@ -36,6 +37,7 @@ def main() -> None:
     ap.add_argument("--symbols", type=int, default=500)
     ap.add_argument("--years", type=int, default=5)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--all", action="store_true", help="every trained family (default: kind 'learned'; the deep ones: benchmarks/deep.py)")
     args = ap.parse_args()
     s = ModelSettings()
     end = date(2018, 2, 7)
@@ -46,7 +48,7 @@ def main() -> None:
     feats = rank_gauss(raw, cols)
     print(f"market: {raw.height:,} rows x {len(cols)} model features ({time.perf_counter() - t0:.1f} s to build and normalize)")
     t = calendar.sessions(end, end)[0]
-    pairs = trained_variants(TRAINED_AGENTS, s)
+    pairs = [(a, v) for a, v in trained_variants(TRAINED_AGENTS, s) if args.all or getattr(a, "kind", "") == "learned"]
     fams: dict[str, list[float]] = {}
     results = {}
     for _ in range(args.repeats):
@@ -65,12 +67,15 @@ def main() -> None:
     for name, r in results.items():
         print(f"    {name:<30} rows={r.train_rows:,} sessions={r.train_sessions} thin_every={r.thin_every} fit={r.fit_seconds:.1f} s is_rank_ic={r.is_rank_ic:.3f}")
     day = raw.filter(raw["date"] == raw["date"].max())
+    # a sequence family (--all) reads its lookback sessions before the scored one
+    back = max([lookback_sessions(a, v) for a, v in pairs] + [0])
+    history = rank_gauss(raw.filter(raw["date"] >= calendar.lookback_start(t, back)), cols) if back else None
     times = []
     for _ in range(max(5, args.repeats)):
         a = time.perf_counter()
         x = rank_gauss(day, cols)
         for agent, variant in pairs:
-            agent.predict(results[variant.name].artifact, x, variant, s)
+            predict_family(agent, results[variant.name].artifact, x, variant, s, history)
         times.append(time.perf_counter() - a)
     print(f"\n(2) daily inference of every variant ({len(pairs)}) on {day.height} symbols: median {statistics.median(times) * 1000:.0f} ms (target < 1 s)")
 
