@@ -255,13 +255,16 @@ def record_run_failure(context: dg.RunFailureSensorContext):
     )
     end = payload["session_end"]
     wh = Warehouse(settings.db_path, settings.audit_dir, lock_timeout_s=ops.audit_lock_timeout_s)
+    _audit_and_notify(context, wh, ops, "run_failure", run.run_id, date.fromisoformat(end) if end else None, payload)
+
+
+def _audit_and_notify(context, wh: Warehouse, ops: OpsSettings, event: str, run_id: str, day: date | None, payload: dict) -> None:
+    """One audit_log row (event_type = event) for the run, then the same payload POSTed to the webhook when set."""
     wh.ensure_schema()
     # Raises if the writer lock cannot be had: the tick fails and the sensor retries the same run next tick.
-    wh.append_audit(
-        [{"event_type": "run_failure", "run_id": run.run_id, "date": date.fromisoformat(end) if end else None, "payload": payload}]
-    )
+    wh.append_audit([{"event_type": event, "run_id": run_id, "date": day, "payload": payload}])
     if ops.webhook_url:
-        outcome = post_webhook(ops.webhook_url, payload, ops.webhook_timeout_s)
+        outcome = post_webhook(ops.webhook_url, payload, ops.webhook_timeout_s, event=event)
         (context.log.info if outcome.startswith("HTTP 2") else context.log.warning)(f"webhook {outcome}")
 
 
@@ -323,14 +326,8 @@ def raise_data_incident(context: dg.RunStatusSensorContext):
         return dg.SkipReason(f"run {run.run_id}: no halted session")
     ops = load_ops_settings()
     payload = incident_payload(run, halted, description)
-    wh = _warehouse_of_run(run, ops)
-    wh.ensure_schema()
-    # Raises if the writer lock cannot be had: the tick fails and the sensor retries the same run next tick.
-    wh.append_audit([{"event_type": DATA_INCIDENT, "run_id": run.run_id, "date": date.fromisoformat(halted[-1]["date"]), "payload": payload}])
     context.log.warning(f"{DATA_INCIDENT}: {len(halted)} halted session(s) in run {run.run_id}: {description}")
-    if ops.webhook_url:
-        outcome = post_webhook(ops.webhook_url, payload, ops.webhook_timeout_s, event=DATA_INCIDENT)
-        (context.log.info if outcome.startswith("HTTP 2") else context.log.warning)(f"webhook {outcome}")
+    _audit_and_notify(context, _warehouse_of_run(run, ops), ops, DATA_INCIDENT, run.run_id, date.fromisoformat(halted[-1]["date"]), payload)
     return None
 
 

@@ -188,6 +188,15 @@ def _sessions_of_run(wh, start, end) -> pl.DataFrame:
     return wh.read_window("session_quality", start, end, order_by="date").select(list(session_health.SESSION_SCHEMA))
 
 
+def _halt_state(
+    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource, pipeline: PipelineConfig
+) -> tuple[QualitySettings, pl.DataFrame, pl.DataFrame]:
+    """(quality settings, the run's session_quality rows, the halted ones): what both halt checks judge."""
+    start, end = run_window(context)
+    health = _sessions_of_run(warehouse.get(), start, end)
+    return pipeline.settings().quality, health, health.filter(pl.col("halted"))
+
+
 def _halt_metadata(health: pl.DataFrame, limit: float, mode: str) -> dict:
     halted = session_health.describe(health)
     return {
@@ -221,11 +230,7 @@ def _halt_description(health: pl.DataFrame, limit: float, what: str) -> str:
 def quality_failing_share_within_limit(
     context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource, pipeline: PipelineConfig
 ) -> dg.AssetCheckResult:
-    wh = warehouse.get()
-    start, end = run_window(context)
-    q = pipeline.settings().quality
-    health = _sessions_of_run(wh, start, end)
-    halted = health.filter(pl.col("halted"))
+    q, health, halted = _halt_state(context, warehouse, pipeline)
     return dg.AssetCheckResult(
         passed=halted.height == 0,
         severity=dg.AssetCheckSeverity.ERROR,
@@ -248,11 +253,7 @@ def quality_failing_share_within_limit(
 def quality_systemic_fault_policy(
     context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource, pipeline: PipelineConfig
 ) -> dg.AssetCheckResult:
-    wh = warehouse.get()
-    start, end = run_window(context)
-    q = pipeline.settings().quality
-    health = _sessions_of_run(wh, start, end)
-    halted = health.filter(pl.col("halted"))
+    q, health, halted = _halt_state(context, warehouse, pipeline)
     stop = halted.height > 0 and q.on_systemic_fault == "stop_run"
     return dg.AssetCheckResult(
         passed=not stop,

@@ -355,27 +355,28 @@ def _scaled_rows(g: GateState) -> np.ndarray:
     return g.free & (g.w > 0)
 
 
+def _scale_book(g: GateState, f: float, code: str, adjustment: str, recorded: float) -> None:
+    """A book-wide factor f < 1: every scaled row gets the reason code and the adjustment (value `recorded`), w *= f."""
+    if f < 1:
+        rows = _scaled_rows(g)
+        g.ledger.code(rows, code)
+        g.ledger.adjust(rows, adjustment, recorded)
+        g.scale_free(f)
+
+
 def volatility_scaling(g: GateState) -> None:
     """f_vol = min(1, vol_target / sigma_p) on the book as proposed so far (risk.portfolio_vol)."""
     sigma = portfolio_vol(g.w, g.vols, g.z, g.ok)
     f = vol_scale(sigma, g.s.vol_target)
     g.factors.update(sigma_raw=sigma, vol_scale=f)
-    if f < 1:
-        rows = _scaled_rows(g)
-        g.ledger.code(rows, rc.VOL_SCALED)
-        g.ledger.adjust(rows, "vol_scale", round(f, 10))
-        g.scale_free(f)
+    _scale_book(g, f, rc.VOL_SCALED, "vol_scale", round(f, 10))
 
 
 def drawdown_scaling(g: GateState) -> None:
     """f_dd = exp(-drawdown_k * DD)."""
     f = drawdown_factor(g.x.drawdown, g.s.drawdown_k)
     g.factors["drawdown_scale"] = f
-    if f < 1:
-        rows = _scaled_rows(g)
-        g.ledger.code(rows, rc.DRAWDOWN_SCALED)
-        g.ledger.adjust(rows, "drawdown_scale", round(f, 10))
-        g.scale_free(f)
+    _scale_book(g, f, rc.DRAWDOWN_SCALED, "drawdown_scale", round(f, 10))
 
 
 def regime_scaling(g: GateState) -> None:
@@ -391,11 +392,7 @@ def recovery_scaling(g: GateState) -> None:
     """f_rec = recovery_phases[phase - 1] while recovering."""
     f = recovery_factor(g.x.recovery_phase, g.s.recovery_phases)
     g.factors["recovery_scale"] = f
-    if f < 1:
-        rows = _scaled_rows(g)
-        g.ledger.code(rows, rc.RECOVERY_PHASE)
-        g.ledger.adjust(rows, "recovery_scale", f)
-        g.scale_free(f)
+    _scale_book(g, f, rc.RECOVERY_PHASE, "recovery_scale", f)
 
 
 def single_name_limit(g: GateState) -> None:
