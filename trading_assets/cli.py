@@ -7,7 +7,7 @@ JSON on stdout (logs go to stderr) and stores it in cycle_meta.
     trading-cycle --test                       5 symbols x 1 year of the synthetic market, offline
     trading-cycle [--date D | --start D --end D] [--source yfinance|local|synthetic] [--data-dir DIR ...]
                   [--universe FILE] [--symbols A,B] [--workers N] [--paper | --live --confirm-live]
-                  [--algo market_on_open|twap|vwap] [--dry-run]
+                  [--algo market_on_open|twap|vwap] [--dry-run] [--settings JSON] [--verbose]
     trading-cycle explain --date D --symbol S [--json]
     trading-cycle features                     the feature catalog
     trading-cycle report --start D --end D [--out FILE.html]   HTML tear sheet of a period, read-only
@@ -84,7 +84,7 @@ def _run_parser() -> argparse.ArgumentParser:
     mode.add_argument("--paper", action="store_true", help="paper trading: orders fill at the next open in simulation (default)")
     mode.add_argument("--live", action="store_true", help="live trading: refused unless a broker is configured (TRADING_BROKER)")
     p.add_argument("--test", action="store_true", help="5 symbols x 1 year of the synthetic market, offline, into data/")
-    p.add_argument("--universe", metavar="FILE", help="universe file (CSV or JSON: symbol,name,sector)")
+    p.add_argument("--universe", metavar="FILE", help="universe file (CSV, JSON or Parquet: symbol,name,sector)")
     p.add_argument("--symbols", metavar="A,B,...", help="limit the run to these universe symbols")
     p.add_argument("--workers", type=int, metavar="N", help="parallel provider fetches (yfinance batches)")
     p.add_argument("--date", metavar="D", help="one session (YYYY-MM-DD); default: the last completed session")
