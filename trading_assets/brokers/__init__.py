@@ -16,6 +16,11 @@ LIVE_BROKERS = ("alpaca",)
 def get_broker(settings: Settings, env: dict[str, str] | None = None, **kw):
     """See the module docstring; kw go to the live adapter (on_event: the audit callback)."""
     e = settings.execution
+    if e.mode == "live" and not e.broker:  # name the live adapters, not the domain's paper broker
+        raise ex.BrokerNotConfigured(
+            f"live trading refused: no broker is configured (set TRADING_BROKER to one of {list(LIVE_BROKERS)} and its keys); "
+            "run in paper mode (the default) instead"
+        )
     if e.mode == "live" and e.broker == "alpaca":
         from trading_assets.brokers.alpaca import AlpacaBroker
 
