@@ -2,7 +2,9 @@
 
 Sources (one `source` per forecaster, whatever exists in the tables):
     each agent of model_outputs (by agent name; learned champions and shadows included, with their
-        `role` when model_outputs has that column): score = mu (NULL when the agent is silent)
+        `role` when model_outputs has that column): score = mu (NULL when the agent is silent); a trained
+        model (role champion or shadow) by its raw model score (model_outputs.score) whenever a version
+        serves the session, whether or not it speaks: its true out-of-sample record
     meta_brain: decisions.mu_hat_adj (the Meta-Brain's disagreement-penalized expected return)
     risk_gate:  risk_decisions.approved_weight (the weights the book was allowed to hold)
 The score of a source at session s is its value at s (known after the close of s); the label is s's
@@ -63,9 +65,15 @@ def _has_column(wh: Warehouse, table: str, column: str) -> bool:
 def read_scores(wh: Warehouse, lo: date, hi: date, exclude: list[str]) -> pl.DataFrame:
     """(date, symbol, source, kind, role, score_column, score) of every source at sessions lo..hi."""
     role = "role" if _has_column(wh, "model_outputs", "role") else "CAST(NULL AS VARCHAR)"
+    # A trained model (champion or shadow) is scored by its raw model score whenever a version serves the
+    # session: its mu is NULL while its rolling OOS IC has not earned an edge (NO_EDGE), and scoring mu would
+    # record a model only on the sessions it already looked good (survivorship) and never a silent shadow.
+    trained = "score IS NOT NULL AND role IN ('champion', 'shadow')" if _has_column(wh, "model_outputs", "score") else "FALSE"
     where = "date BETWEEN ? AND ? AND symbol NOT IN (SELECT unnest(?::VARCHAR[]))"
     sql = f"""
-        SELECT date, symbol, agent AS source, 'agent' AS kind, {role} AS role, 'model_outputs.mu' AS score_column, mu AS score
+        SELECT date, symbol, agent AS source, 'agent' AS kind, {role} AS role,
+               CASE WHEN {trained} THEN 'model_outputs.score' ELSE 'model_outputs.mu' END AS score_column,
+               CASE WHEN {trained} THEN score ELSE mu END AS score
         FROM model_outputs WHERE {where}
         UNION ALL
         SELECT date, symbol, 'meta_brain', 'meta_brain', NULL, 'decisions.mu_hat_adj', mu_hat_adj FROM decisions WHERE {where}

@@ -125,6 +125,11 @@ def test_shadow_and_learned_model_rows_are_picked_up(whole, tmp_path, monkeypatc
             "INSERT INTO model_outputs (date, symbol, agent, mu, sigma, confidence, role) "
             "SELECT date, symbol, 'lgbm_shadow', -mu, sigma, confidence, 'shadow' FROM model_outputs WHERE agent = ?", [AGENT]
         )
+        # a silent shadow (mu NULL: no earned edge) with a raw model score: scored by its score, not dropped
+        con.execute(
+            "INSERT INTO model_outputs (date, symbol, agent, mu, sigma, confidence, role, score) "
+            "SELECT date, symbol, 'silent_shadow', NULL, sigma, 0.0, 'shadow', mu FROM model_outputs WHERE agent = ?", [AGENT]
+        )
     monkeypatch.setenv("TRADING_HISTORY_START", HISTORY_START.isoformat())
     resources = {"warehouse": WarehouseResource(db_path=str(db), audit_dir=str(tmp_path / "audit")), "pipeline": PipelineConfig()}
     tags = {"dagster/asset_partition_range_start": SHORT[0].isoformat(), "dagster/asset_partition_range_end": SHORT[-1].isoformat()}
@@ -138,4 +143,8 @@ def test_shadow_and_learned_model_rows_are_picked_up(whole, tmp_path, monkeypatc
     # the shadow's score is minus the agent's: its rank IC is exactly the opposite
     both = mom.join(shadow, on=["date", "horizon"]).drop_nulls(["rank_ic", "rank_ic_right"])
     assert both.height > 0 and ((both["rank_ic"] + both["rank_ic_right"]).abs() < 1e-12).all()
+    # the silent shadow's raw score equals the agent's mu: the same rank IC on every label date
+    silent = sq.filter(pl.col("source") == "silent_shadow").sort("date", "horizon")
+    same = mom.join(silent, on=["date", "horizon"]).drop_nulls(["rank_ic", "rank_ic_right"])
+    assert same.height == both.height and ((same["rank_ic"] - same["rank_ic_right"]).abs() < 1e-12).all()
     assert date(2000, 1, 1) < sq["date"].min()
