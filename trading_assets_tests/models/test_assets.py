@@ -150,8 +150,12 @@ def test_meta_brain_calibration_by_each_agents_rolling_oos_ic(warehouse):
     res["pipeline"] = PipelineConfig(settings_overrides={"models": MODELS, "meta": {"calibrate": True, "calibration_min_sessions": 10}})
     assert dg.materialize([dec_defs.meta_decisions], tags=_range(a, b), resources=res).success
     cal = wh.read("SELECT * FROM agent_calibration ORDER BY date, agent")
-    assert set(cal["agent"]) == {"momentum", "mean_reversion", "volatility", "liquidity", "pattern", "regime", "gbm_cross_section",
-                                 "gbm_ranker", "trained_momentum"}  # champions and heuristics; shadows never  # fmt: skip
+    from trading_assets.domain.agents import AGENTS, TRAINED_AGENTS
+
+    # every registered heuristic/statistical agent and each non-shadow family's champion; shadows never
+    champions = {a.name for a in TRAINED_AGENTS if not getattr(a, "starts_as_shadow", False)}
+    assert set(cal["agent"]) == {a.name for a in AGENTS} | champions
+    assert {"gbm_cross_section", "gbm_ranker", "trained_momentum", "momentum"} <= set(cal["agent"])
     # one factor by hand: the champion's daily rank IC of mu over the labels known at b, the last 126
     mu = wh.read("SELECT date, symbol, agent, mu FROM model_outputs WHERE agent = 'gbm_cross_section' AND mu IS NOT NULL AND date <= ?", [b])
     lab = wh.read("SELECT date, symbol, known_at, fwd_return, valid FROM labels WHERE horizon = 1 AND known_at <= ?", [b])
