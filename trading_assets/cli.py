@@ -173,6 +173,10 @@ def _build_settings(args: argparse.Namespace) -> tuple["Settings", date, date]:
             if not isinstance(overrides, dict):
                 raise ValueError("expected a JSON object")
             settings = settings.with_overrides(overrides)
+            if settings.agents.disabled:  # unknown agent / family names fail here, before any run
+                from trading_assets.domain.agents.registry import check_disabled
+
+                check_disabled(settings.agents)
         except (ValueError, TypeError) as exc:
             raise CliError(f"--settings {args.settings!r}: {exc}") from exc
 

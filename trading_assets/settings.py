@@ -214,6 +214,11 @@ class AgentSettings:
     evt_scale: float = 0.02
     evt_heavy_scale: float = 0.25
     evt_confidence: float = 0.5
+    # Ablation: agents (registry.AGENTS) and trained model families (registry.TRAINED_AGENTS, e.g.
+    # "gbm_ranker", "ranknet") left out of the run by name. A disabled agent writes no model_outputs rows
+    # and no fits; a disabled family neither trains nor scores. Unknown names are an error
+    # (registry.check_disabled, at the CLI and in every asset that runs agents).
+    disabled: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from trading_assets.defs.partitions import SAME_SESSION, SESSIONS, SINGLE_RUN, s
 from trading_assets.defs.reference import benchmark_symbols, universe_symbols
 from trading_assets.defs.resources import PipelineConfig, WarehouseResource
 from trading_assets.domain import calendar
-from trading_assets.domain.agents import TRAINED_AGENTS, trained_variants
+from trading_assets.domain.agents import TRAINED_AGENTS, enabled_trained, trained_variants
 from trading_assets.domain.agents.trained import cadence_multiple, lookback_sessions, predict_family
 from trading_assets.domain.models import oos, training
 from trading_assets.domain.models.fit import TrainResult, train_variant
@@ -147,7 +147,8 @@ RUN_SCHEMA = {
 def train_window(wh: Warehouse, settings: Settings, days: list[date], symbols: list[str], run_id: str, log=None) -> list[dict]:
     """Every training of the training sessions `days` (in order) -> model_training_runs rows (dicts)."""
     models = settings.models
-    if not days:
+    pairs = trained_variants(enabled_trained(settings.agents), models)  # minus settings.agents.disabled
+    if not days or not pairs:
         return []
     cols = model_feature_columns(models)
     check_feature_columns(wh, cols, "the trained agents")
@@ -167,7 +168,7 @@ def train_window(wh: Warehouse, settings: Settings, days: list[date], symbols: l
     for t in days:
         fv = current_feature_version(wh, t)
         shared: dict[int, pl.DataFrame] = {}  # window_years -> the window's training rows, computed once for its variants
-        for agent, variant in trained_variants(TRAINED_AGENTS, models):
+        for agent, variant in pairs:
             if not training.is_training_session(t, models, cadence_multiple(agent, models)):
                 continue  # a family that retrains every few cadences (the deep ones)
             years = models.window_years if variant.window_years is None else variant.window_years
@@ -231,7 +232,7 @@ def model_training(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     frame = pl.DataFrame(rows, schema=RUN_SCHEMA)
     wh.replace_window("model_training_runs", frame, start, end)
     trained = frame.filter(pl.col("status") == training.TRAINED)
-    last = frame.filter(pl.col("date") == frame["date"].max())
+    last = frame.filter(pl.col("date") == frame["date"].max()) if frame.height else frame  # empty: every family disabled
     return dg.MaterializeResult(
         metadata={
             "window": f"{start}..{end}",

@@ -32,10 +32,10 @@ from trading_assets.domain import calendar
 from trading_assets.defs.agent_fits import ensure_fits
 from trading_assets.defs.trained_outputs import trained_outputs, write_model_tables
 from trading_assets.domain.agents import (
-    AGENTS,
     REGIME_AGENT,
     AgentContext,
     agent_names,
+    enabled_agents,
     history_columns,
     history_sessions,
     invalid_outputs,
@@ -122,8 +122,9 @@ def agent_outputs(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     start, end, sessions = window_of(context)
     symbols = universe_symbols(wh, pipeline)
     benchmarks = benchmark_symbols(wh, settings.benchmark)
-    needed = required_features(settings.agents)
-    hist_cols = history_columns(settings.agents)
+    agents = enabled_agents(settings.agents)  # minus settings.agents.disabled (an ablation run)
+    needed = required_features(settings.agents, agents)
+    hist_cols = history_columns(settings.agents, agents)
     check_feature_columns(wh, [*needed, *hist_cols])
     stats = _OutputStats()
     # trained agents first: a missing or corrupt model artifact fails the run here, before any write
@@ -132,13 +133,13 @@ def agent_outputs(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     learned = trained["outputs"]
     bench = benchmarks[0] if benchmarks else None
     fits, fit_stats = [], {}
-    for agent in AGENTS:
+    for agent in agents:
         if is_fitted_agent(agent):
             f, st = ensure_fits(wh, agent, settings.agents, sessions, symbols, bench, context.run.run_id, hist_cols)
             fits.append(f)
             fit_stats[agent.name] = st
     all_fits = pl.concat(fits) if fits else None
-    n_hist = history_sessions(settings.agents)
+    n_hist = history_sessions(settings.agents, agents)
 
     def blocks() -> Iterator[tuple[date, date, pl.DataFrame]]:
         for lo, hi in session_blocks(sessions, len(symbols)):
@@ -148,7 +149,7 @@ def agent_outputs(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
                 history = wh.read_window("features", calendar.lookback_start(lo, n_hist), hi, symbols=symbols,
                                          columns=["date", "symbol", *hist_cols], order_by="date, symbol")
                 ctx = AgentContext(history=history, fits=all_fits) if all_fits is not None else AgentContext(history=history)
-            outputs = run_agents(features, settings.agents, benchmark=bench, context=ctx)
+            outputs = run_agents(features, settings.agents, benchmark=bench, agents=agents, context=ctx)
             del features, ctx
             outputs = outputs.with_columns(
                 score=pl.lit(None, pl.Float64), role=pl.lit(HEURISTIC), model_version=pl.lit(None, pl.String), run_id=pl.lit(context.run.run_id)
@@ -174,7 +175,8 @@ def agent_outputs(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
             "rows": stats.rows,
             "speaking_rows": stats.speaking,
             "symbols": len(stats.symbols),
-            "agents": dg.MetadataValue.json(agent_names(AGENTS)),
+            "agents": dg.MetadataValue.json(agent_names(agents)),
+            "disabled": dg.MetadataValue.json(list(settings.agents.disabled)),
             **model_meta,
             "per_agent": dg.MetadataValue.json(
                 {

@@ -24,7 +24,7 @@ import polars as pl
 from trading_assets.defs.models import check_feature_columns, data_folder, model_feature_columns, read_labels, table_exists
 from trading_assets.defs.partitions import session_blocks
 from trading_assets.domain import calendar
-from trading_assets.domain.agents import TRAINED_AGENTS, trained_variants
+from trading_assets.domain.agents import enabled_trained, trained_variants
 from trading_assets.domain.agents.trained import NOT_TRAINED, lookback_sessions, predict_family, scores_to_outputs
 from trading_assets.domain.models import oos, promotion, training
 from trading_assets.domain.models.normalize import rank_gauss
@@ -62,7 +62,7 @@ def serving_schedule(runs: pl.DataFrame, sessions: Sequence[date], agents: Seque
 def score_window(wh: Warehouse, settings: Settings, sessions: list[date], tradable: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Pass 1: one row per (session, tradable symbol with features, variant) (SCORE_SCHEMA), and the
     latents z_t of the families that produce them (LATENT_SCHEMA: the encoder serving t)."""
-    pairs = trained_variants(TRAINED_AGENTS, settings.models)
+    pairs = trained_variants(enabled_trained(settings.agents), settings.models)
     models = settings.models
     folder = data_folder(wh)
     schedule = serving_schedule(serving_runs(wh, sessions[-1]), sessions, [v.name for _, v in pairs])
@@ -147,7 +147,7 @@ def last_champions(wh: Warehouse, before: date) -> dict[str, str]:
 def trained_outputs(wh: Warehouse, settings: Settings, sessions: list[date], tradable: list[str], run_id: str) -> dict:
     """Passes 1-4 for the window `sessions`: {"outputs", "versions", "promotions", "daily_ic"} frames."""
     models = settings.models
-    pairs = trained_variants(TRAINED_AGENTS, models)
+    pairs = trained_variants(enabled_trained(settings.agents), models)  # minus settings.agents.disabled
     names = [v.name for _, v in pairs]
     family_agents = {a.name: a for a, _ in pairs}
     families: dict[str, list[str]] = {}

@@ -74,12 +74,37 @@ def _deep(*factories) -> tuple:
 
 
 # Agents fitted on history at cadence sessions (trained.py): one module + one line here.
+_DEEP_FAMILIES = (RankNetAgent, TransformerAgent)
 TRAINED_AGENTS: tuple[TrainedAgent, ...] = (
     GbmCrossSection(),
     GbmRanker(),
     TrainedMomentum(),
-    *_deep(RankNetAgent, TransformerAgent),  # shadows until promoted; absent without torch
+    *_deep(*_DEEP_FAMILIES),  # shadows until promoted; absent without torch
 )
+
+
+def check_disabled(settings: AgentSettings) -> tuple[str, ...]:
+    """settings.disabled, validated: every name must be an agent of AGENTS or a trained family of
+    TRAINED_AGENTS (the deep families' names count even without torch, where they are absent anyway)."""
+    agents = [a.name for a in AGENTS]
+    families = list(dict.fromkeys([a.name for a in TRAINED_AGENTS] + [f.name for f in _DEEP_FAMILIES]))
+    unknown = sorted(set(settings.disabled) - set(agents) - set(families))
+    if unknown:
+        raise ValueError(f"agents.disabled: unknown agent or model family name(s) {unknown}; "
+                         f"agents: {agents}; model families: {families}")
+    return tuple(settings.disabled)
+
+
+def enabled_agents(settings: AgentSettings, agents: Sequence[Agent] = AGENTS) -> tuple[Agent, ...]:
+    """The agents a run runs: `agents` minus settings.disabled (validated, check_disabled)."""
+    off = set(check_disabled(settings))
+    return tuple(a for a in agents if a.name not in off)
+
+
+def enabled_trained(settings: AgentSettings, agents: Sequence[TrainedAgent] = TRAINED_AGENTS) -> tuple[TrainedAgent, ...]:
+    """The trained families a run trains and scores: `agents` minus settings.disabled (validated)."""
+    off = set(check_disabled(settings))
+    return tuple(a for a in agents if a.name not in off)
 
 
 def trained_variants(agents: Sequence[TrainedAgent] = TRAINED_AGENTS, settings=None) -> list[tuple[TrainedAgent, Variant]]:
