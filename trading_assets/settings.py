@@ -273,6 +273,9 @@ class ModelSettings:
     # Deep families (torch, issue #17) retrain every cadence x this sessions: a CPU retrain costs seconds
     # to a minute, the 5-year backfill budget is 3x today's (measured in benchmarks/deep.py).
     deep_cadence_multiple: int = 3
+    # Challengers (a non-deep family's variants after the first) retrain every cadence x this sessions: a
+    # shadow only has to stay comparable, and the backfill's cost is mostly fits (speed only, issue #12).
+    shadow_cadence_multiple: int = 3
 
 
 @dataclass(frozen=True)

@@ -169,8 +169,8 @@ def train_window(wh: Warehouse, settings: Settings, days: list[date], symbols: l
         fv = current_feature_version(wh, t)
         shared: dict[int, pl.DataFrame] = {}  # window_years -> the window's training rows, computed once for its variants
         for agent, variant in pairs:
-            if not training.is_training_session(t, models, cadence_multiple(agent, models)):
-                continue  # a family that retrains every few cadences (the deep ones)
+            if not training.is_training_session(t, models, cadence_multiple(agent, models, variant)):
+                continue  # a variant that retrains every few cadences (the challengers, the deep families)
             years = models.window_years if variant.window_years is None else variant.window_years
             if years not in shared:
                 shared[years] = training.training_rows(features, labels, training.training_window(t, history_start, models, years))

@@ -98,9 +98,12 @@ def test_range_run_retrains_inside_the_walk_like_daily_runs(warehouse, tmp_path)
     from trading_assets.domain.agents import TRAINED_AGENTS
     from trading_assets.domain.agents.trained import cadence_multiple
 
-    m = _settings().models  # every variant at its family's training sessions (the deep ones every few cadences)
-    expected = sum(len(a.variants(m)) for a in TRAINED_AGENTS for t in days if training.is_training_session(t, m, cadence_multiple(a, m)))
-    assert meta["trained"].value == expected >= 6 * len(days)
+    m = _settings().models  # every variant at its own training sessions: champions every cadence, challengers and deep every few
+    expected = sum(1 for a in TRAINED_AGENTS for v in a.variants(m) for t in days if training.is_training_session(t, m, cadence_multiple(a, m, v)))
+    assert meta["trained"].value == expected == runs.height >= 3 * len(days)
+    shadow_days = sorted(set(runs.filter(pl.col("agent") == "gbm_ranker.shallow")["date"]))
+    assert shadow_days == [t for t in days if training.session_index(t, m.anchor) % (m.cadence * m.shadow_cadence_multiple) == 0]
+    assert 0 < len(shadow_days) < len(days) and sorted(set(runs.filter(pl.col("agent") == "gbm_ranker")["date"])) == days
 
     # the same sessions as daily / shorter runs on a fresh warehouse: identical runs, versions, outputs, files
     from trading_assets.store.warehouse import Warehouse

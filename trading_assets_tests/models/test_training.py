@@ -107,6 +107,25 @@ def test_a_model_trained_at_t_ignores_everything_after_t_and_is_deterministic(da
     assert a.is_rank_ic > 0.1
 
 
+def test_one_binned_dataset_shared_by_the_fits_of_a_retrain_gives_the_same_model_files(data):
+    """lgbm.dataset bins a training matrix once for every LightGBM fit of it (a speed lever): each fit
+    sets its own label and query sizes, so the files are byte-identical to fits on fresh Datasets, in
+    any order (a regression after a ranker must not inherit its query sizes)."""
+    from trading_assets.domain.models import lgbm
+
+    features, labels = data
+    pairs = [(a, v) for a, v in trained_variants(TRAINED_AGENTS, SETTINGS) if a.name in ("gbm_cross_section", "gbm_ranker")
+             and not v.window_years]  # the variants of one window: one matrix
+    fresh = {}
+    for agent, variant in pairs:
+        lgbm._binned.clear()
+        fresh[variant.name] = train_variant(agent, variant, T, features, labels, START, "fv", SETTINGS, 7).artifact
+    lgbm._binned.clear()
+    for agent, variant in [*pairs, pairs[0]]:  # the regression again after the rankers
+        assert train_variant(agent, variant, T, features, labels, START, "fv", SETTINGS, 7).artifact == fresh[variant.name]
+    assert len(lgbm._binned) == 1 and len(pairs) == 3
+
+
 def test_too_little_history_is_not_trained(data):
     features, labels = data
     agent, variant = trained_variants(TRAINED_AGENTS, SETTINGS)[0]

@@ -116,9 +116,18 @@ def predict_family(agent: TrainedAgent, artifact: bytes, x: pl.DataFrame, varian
     return agent.predict(artifact, x, variant, settings), None
 
 
-def cadence_multiple(agent: TrainedAgent, settings: ModelSettings) -> int:
-    """How many cadences between two retrains of the family (deep families: settings.deep_cadence_multiple)."""
-    return max(1, int(settings.deep_cadence_multiple)) if getattr(agent, "kind", "") == "deep" else 1
+def cadence_multiple(agent: TrainedAgent, settings: ModelSettings, variant: Variant | None = None) -> int:
+    """How many cadences between two retrains of a variant: settings.deep_cadence_multiple for every
+    variant of a deep family; otherwise 1 for the family's first variant (the initial champion) and
+    settings.shadow_cadence_multiple for its challengers. Fixed by the variant's place in the family, not
+    by its role of the day (a promoted challenger keeps its cadence): the role is decided by agent_outputs
+    after model_training, so a role-dependent cadence could not be the same in a range run and in the
+    daily runs it replays."""
+    if getattr(agent, "kind", "") == "deep":
+        return max(1, int(settings.deep_cadence_multiple))
+    if variant is None or variant.name == agent.name:
+        return 1
+    return max(1, int(settings.shadow_cadence_multiple))
 
 
 def session_z(score: pl.Expr) -> pl.Expr:
