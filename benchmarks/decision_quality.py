@@ -12,7 +12,8 @@ overrides (JSON, nested by section) to it, so a book method or an execution algo
 the same data by changing one field and the workdir. It prints:
 1. every source's signal quality over the whole run from the signal_quality table (sources that
    forecast appear by themselves: agents, models, the Meta-Brain, the approved weights): sessions,
-   mean IC, mean rank IC, ICIR = mean / std of the daily rank IC, t = ICIR x sqrt(n), hit rate,
+   mean IC, mean rank IC, ICIR = mean / std of the daily rank IC, t = Newey-West t of the mean daily
+   rank IC with h - 1 lags (= ICIR x sqrt(n) for h = 1: overlapping labels), hit rate,
    top-minus-bottom quintile spread, coverage, per horizon;
 2. the book against SPY and the equal-weight universe from the performance tables: return, CAGR,
    volatility, Sharpe, max drawdown, Calmar, beta, information ratio, turnover a year, costs; plus the

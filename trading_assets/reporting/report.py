@@ -156,7 +156,8 @@ def render_html(rep: Report) -> str:
     if rep.signals.height:
         for hz in sorted(set(rep.signals["horizon"].to_list())):
             parts += [f"<p>horizon {hz} session(s): rank IC against the tradable forward return; ICIR = mean / std of the "
-                      "daily rank IC; t = ICIR x sqrt(n)</p>",
+                      "daily rank IC; t = Newey-West t of the mean with h - 1 lags (overlapping labels; = ICIR x sqrt(n) "
+                      "for h = 1)</p>",
                       _html_table(*tb.rows_of(rep.signals.filter(pl.col("horizon") == hz), tb.SIGNAL_COLUMNS,
                                               ("source", "source")))]
         for name in ("rolling_rank_ic", "quintile_spread"):

@@ -9,8 +9,11 @@ benchmarks/decision_quality.py print.
                              sum of cost_fraction = fraction of NAV paid)
     signal_summary(sq)       one row per (source, horizon) of signal_quality rows: n sessions,
                              mean IC, mean rank IC, its sample std, ICIR = mean / std (per session,
-                             not annualized), t = mean / std * sqrt(n), mean hit rate, mean
-                             top-minus-bottom quintile spread, mean coverage
+                             not annualized), t = the Newey-West t-statistic of the mean with
+                             h - 1 lags over the calendar sessions (= mean / std * sqrt(n) for h = 1;
+                             domain/evaluation/ic.py: overlapping h-session labels would otherwise
+                             overstate t by about sqrt(h)), mean hit rate, mean top-minus-bottom
+                             quintile spread, mean coverage
 """
 
 from __future__ import annotations
@@ -70,8 +73,24 @@ def signal_summary(sq: pl.DataFrame) -> pl.DataFrame:
               pl.col("rank_ic").std(ddof=1).alias("rank_ic_std"),
               *(pl.col(c).mean().alias(f"{c}_mean") for c in opt)))
     return (g.with_columns((pl.col("rank_ic_mean") / pl.col("rank_ic_std")).alias("icir"))
-            .with_columns((pl.col("icir") * pl.col("n").cast(pl.Float64).sqrt()).alias("t"))
+            .join(_overlap_t(sq), on=["source", "horizon"], how="left")
             .sort("horizon", "source"))
+
+
+def _overlap_t(sq: pl.DataFrame) -> pl.DataFrame:
+    """(source, horizon, t): the Newey-West t of the mean daily rank IC, lags h - 1, on the calendar grid."""
+    from trading_assets.domain import calendar
+    from trading_assets.domain.evaluation.ic import newey_west_t, overlap_lags
+
+    rows = sq.filter(pl.col("rank_ic").is_not_null()).select("source", "horizon", "date", "rank_ic").sort("source", "horizon", "date")
+    out = []
+    for (source, horizon), part in rows.group_by("source", "horizon", maintain_order=True):
+        days = calendar.sessions(part["date"][0], part["date"][-1])
+        pos = {d: i for i, d in enumerate(days)}
+        grid = np.full(len(days), np.nan)
+        grid[[pos[d] for d in part["date"].to_list()]] = part["rank_ic"].to_numpy()
+        out.append((source, horizon, newey_west_t(grid, overlap_lags(horizon))))
+    return pl.DataFrame(out, schema={"source": pl.String, "horizon": sq.schema["horizon"], "t": pl.Float64}, orient="row")
 
 
 def fmt(v, kind: str = "pct") -> str:

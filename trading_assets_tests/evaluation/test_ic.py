@@ -10,6 +10,7 @@ import numpy as np
 import polars as pl
 import pytest
 import scipy.stats as st
+import statsmodels.api as sm
 
 from trading_assets.domain import calendar
 from trading_assets.domain.evaluation.ic import rolling_columns, rolling_metrics, session_metrics, signal_metrics
@@ -133,7 +134,46 @@ def test_rolling_values_do_not_depend_on_where_the_read_starts():
     r = full.filter(pl.col("date") == cut).row(0, named=True)
     assert r["rank_ic_mean_252"] == pytest.approx(v.mean(), rel=1e-12)
     assert r["rank_ic_ir_252"] == pytest.approx(v.mean() / v.std(ddof=1), rel=1e-12)
-    assert r["rank_ic_t_252"] == pytest.approx(v.mean() / (v.std(ddof=1) / math.sqrt(252)), rel=1e-12)
+    # horizon 5: the Newey-West t with 4 lags, = statsmodels' HAC t of a regression on a constant
+    # (Bartlett kernel, small-sample correction n / (n - 1))
+    hac = sm.OLS(v, np.ones(len(v))).fit(cov_type="HAC", cov_kwds={"maxlags": 4, "use_correction": True})
+    assert r["rank_ic_t_252"] == pytest.approx(float(hac.tvalues[0]), rel=1e-10)
+    assert r["rank_ic_t_252"] != pytest.approx(v.mean() / (v.std(ddof=1) / math.sqrt(252)), rel=1e-3)
+
+
+def test_overlapping_horizon_t_is_newey_west_by_hand():
+    """h = 2 -> one lag: S = (sum e^2 + 2 * (1 - 1/2) * sum e_d e_{d-1}) / (n - 1), t = mean / sqrt(S / n);
+    a missing session breaks the lag pairs across it; h = 1 keeps the plain t."""
+    days = calendar.sessions(date(2024, 1, 2), date(2024, 1, 12))[:5]
+    vals = [0.1, 0.3, None, 0.2, -0.1]
+    frame = lambda h: pl.DataFrame({"date": days, "source": "a", "horizon": h, **{c: vals for c in ("ic", "rank_ic", "hit_rate", "spread")}},
+                                   schema_overrides={"horizon": pl.Int32})  # fmt: skip
+    two = rolling_metrics(frame(2), windows=(5,), min_periods={5: 2}).row(-1, named=True)
+    m = (0.1 + 0.3 + 0.2 - 0.1) / 4
+    e = [0.1 - m, 0.3 - m, None, 0.2 - m, -0.1 - m]
+    ss = sum(x * x for x in e if x is not None)
+    lag1 = e[0] * e[1] + e[3] * e[4]  # (d1, d0) and (d4, d3); d2 is missing
+    s_w = (ss + 2 * 0.5 * lag1) / 3
+    assert two["rank_ic_mean_5"] == pytest.approx(m)
+    assert two["rank_ic_ir_5"] == pytest.approx(m / math.sqrt(ss / 3))  # the ICIR is not adjusted
+    assert two["rank_ic_t_5"] == pytest.approx(m / math.sqrt(s_w / 4))
+    one = rolling_metrics(frame(1), windows=(5,), min_periods={5: 2}).row(-1, named=True)
+    assert one["rank_ic_t_5"] == pytest.approx(m / math.sqrt(ss / 3) * 2)
+
+
+def test_period_summary_t_is_newey_west_for_overlapping_labels():
+    from trading_assets.reporting.tables import signal_summary
+
+    rng = np.random.default_rng(11)
+    days = calendar.sessions(date(2023, 1, 3), date(2023, 12, 29))
+    v = np.convolve(rng.normal(0.01, 0.05, len(days) + 4), np.ones(5) / 5, mode="valid")  # an MA(4): 5-session overlap
+    sq = pl.DataFrame({"date": days * 2, "source": "a", "horizon": [1] * len(days) + [5] * len(days),
+                       "rank_ic": np.concatenate([v, v])}, schema_overrides={"horizon": pl.Int32})  # fmt: skip
+    got = {r["horizon"]: r for r in signal_summary(sq).iter_rows(named=True)}
+    assert got[1]["t"] == pytest.approx(v.mean() / v.std(ddof=1) * math.sqrt(len(v)), rel=1e-10)
+    hac = sm.OLS(v, np.ones(len(v))).fit(cov_type="HAC", cov_kwds={"maxlags": 4, "use_correction": True})
+    assert got[5]["t"] == pytest.approx(float(hac.tvalues[0]), rel=1e-10)
+    assert got[5]["t"] < 0.6 * got[1]["t"]  # the overlap: the plain t overstated it
 
 
 def test_ic_and_rank_ic_match_scipy_on_a_real_session(shared_data):

@@ -37,11 +37,15 @@ known when it is written):
     mean_W    = sum v_d / n_W
     sd_W      = sqrt(sum (v_d - mean_W)^2 / (n_W - 1))               (sample standard deviation)
     ir_W      = mean_W / sd_W                                        (the ICIR for v = ic or rank_ic)
-    t_W       = mean_W / (sd_W / sqrt(n_W)) = ir_W * sqrt(n_W)
+    t_W       = mean_W / sqrt(S_W / n_W), the Newey-West (1987) t-statistic with L = h - 1 lags:
+                S_W = (1 / (n_W - 1)) * [sum_d e_d^2 + 2 sum_{l=1..L} (1 - l / (L + 1)) sum_d e_d e_{d-l}],
+                e_d = v_d - mean_W, pairs (d, d - l) of calendar sessions both present in the window.
+                For h = 1 (L = 0) S_W = sd_W^2 and t_W = ir_W * sqrt(n_W), the plain t-statistic.
+                Why: for h > 1 consecutive labels overlap (h - 1 shared sessions), the daily values are
+                autocorrelated, and the plain t overstated the evidence by about sqrt(h); the Bartlett
+                weights keep S_W >= 0 (t NULL if S_W <= 0).
     NULL when n_W < min_periods (default ceil(W / 2)); ir and t NULL when n_W < 2 or sd_W = 0.
     Computed for v in {ic, rank_ic} (mean, ir, t) and {hit_rate, spread} (mean), W in (21, 63, 252).
-    Caveat: for h > 1 consecutive labels overlap (h - 1 shared sessions), so the daily values are
-    autocorrelated and t overstates the evidence by about sqrt(h).
 Each window is evaluated from exactly its own values in session order (numpy over a sliding view),
 so a row's value does not depend on where the run's read starts (run-boundary independent, bit for bit).
 
@@ -200,8 +204,14 @@ def _pair_metrics(pairs: pl.DataFrame, buckets: int) -> pl.DataFrame:
     return out
 
 
-def _window_stats(values: np.ndarray, w: int, min_periods: int) -> dict[str, np.ndarray]:
-    """n, mean, ir, t of each trailing window of `w` values (NaN = missing), one per position."""
+def overlap_lags(horizon: int) -> int:
+    """Newey-West lags for daily values of h-session labels: L = h - 1 (the overlap length)."""
+    return max(0, int(horizon) - 1)
+
+
+def _window_stats(values: np.ndarray, w: int, min_periods: int, lags: int = 0) -> dict[str, np.ndarray]:
+    """n, mean, ir, t of each trailing window of `w` values (NaN = missing), one per position; t is
+    the Newey-West t-statistic with `lags` lags (module docstring; lags 0 = the plain t)."""
     padded = np.concatenate([np.full(w - 1, np.nan), values])
     win = np.lib.stride_tricks.sliding_window_view(padded, w)  # row i: values[i - w + 1 .. i]
     ok = ~np.isnan(win)
@@ -209,14 +219,30 @@ def _window_stats(values: np.ndarray, w: int, min_periods: int) -> dict[str, np.
     filled = np.where(ok, win, 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = filled.sum(axis=1) / n
-        dev = np.where(ok, win - mean[:, None], 0.0)
-        sd = np.sqrt((dev * dev).sum(axis=1) / (n - 1))
+        dev = np.where(ok, win - mean[:, None], 0.0)  # e_d, 0 where missing: absent pairs add nothing
+        ss = (dev * dev).sum(axis=1)
+        sd = np.sqrt(ss / (n - 1))
         ir = mean / sd
+        long_run = ss.copy()
+        for lag in range(1, min(lags, w - 1) + 1):
+            long_run += 2.0 * (1.0 - lag / (lags + 1.0)) * (dev[:, lag:] * dev[:, :-lag]).sum(axis=1)
+        s_w = long_run / (n - 1)
+        t = mean / np.sqrt(s_w / n)
     enough = n >= min_periods
     mean = np.where(enough, mean, np.nan)
-    ir = np.where(enough & (n >= 2) & (sd > 0), ir, np.nan)
-    t = ir * np.sqrt(n)
+    valid = enough & (n >= 2) & (sd > 0)
+    ir = np.where(valid, ir, np.nan)
+    t = ir * np.sqrt(n) if lags == 0 else np.where(valid & (s_w > 0), t, np.nan)
     return {"n": n, "mean": mean, "ir": ir, "t": t}
+
+
+def newey_west_t(values: np.ndarray, lags: int) -> float:
+    """The t-statistic of the mean of a series of calendar-ordered values (NaN = missing session) with
+    Newey-West lags (the module docstring's t_W over the whole series); NaN when undefined."""
+    v = np.asarray(values, dtype=float)
+    if v.size == 0:
+        return float("nan")
+    return float(_window_stats(v, v.size, 1, lags)["t"][-1])
 
 
 def rolling_metrics(
@@ -251,12 +277,13 @@ def rolling_metrics(
         if len(np.unique(idx)) != len(idx):
             raise ValueError(f"daily has duplicate (date, source, horizon) rows for {keys[a]}")
         span = idx[-1] - idx[0] + 1
+        lags = overlap_lags(keys[a][1])
         for value, stats in ROLLED:
             grid = np.full(span, np.nan)
             grid[idx - idx[0]] = values[value][a:b]
             for w in windows:
                 mp = (min_periods or {}).get(w, math.ceil(w / 2))
-                st = _window_stats(grid, w, mp)
+                st = _window_stats(grid, w, mp, lags)
                 if value == "rank_ic":
                     cols[f"n_rank_ic_{w}"][a:b] = st["n"][idx - idx[0]]
                 for stat in stats:
