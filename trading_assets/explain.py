@@ -104,10 +104,12 @@ def recompute_ensemble(agents: list[dict], min_confidence: float, sigma_agent: s
 
 
 def _fitted_state(con, have: set[str], session: date, symbol: str, settings: Settings, agents: list[dict]) -> dict:
-    """Each fitted agent's parameters in force at `session` (agent_fits at its grid session
-    calendar.cadence_session(session, cadence)): GARCH omega/alpha/beta/nu, the HMM's fit and the
-    session's filtered state probabilities (from its model_outputs row), the GPD threshold/shape/scale."""
+    """Each fitted agent's parameters in force at `session` (agent_fits at the fit date serving the
+    session: calendar.cadence_session(session, cadence), on the symbol's own phase when staggered): GARCH
+    omega/alpha/beta/nu, the HMM's fit and the session's filtered state probabilities (from its model_outputs row), the GPD threshold/shape/scale."""
     import re
+
+    import polars as pl
 
     from trading_assets.domain import calendar
     from trading_assets.domain.agents import AGENTS, MARKET, is_fitted_agent
@@ -120,8 +122,11 @@ def _fitted_state(con, have: set[str], session: date, symbol: str, settings: Set
         if not is_fitted_agent(agent):
             continue
         cadence = agent.cadence(a_set)
-        grid = calendar.cadence_session(session, cadence)
         who = MARKET if getattr(agent, "market_level", False) else symbol
+        if who == MARKET:
+            grid = calendar.cadence_session(session, cadence)
+        else:  # the symbol's own phase of the grid when the agent staggers its refits
+            grid = agent.fit_dates(pl.DataFrame({"date": [session], "symbol": [symbol]}), a_set)["_grid"][0]
         row = _one(con, "SELECT fit_date, params, converged, n_obs, loglik, message, agent_version FROM agent_fits "
                         "WHERE fit_date = ? AND agent = ? AND symbol = ?", [grid, agent.name, who])
         entry = {"fit_date": grid, "symbol": who, "cadence_sessions": cadence}

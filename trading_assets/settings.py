@@ -186,11 +186,14 @@ class AgentSettings:
     regime_threshold: float = 0.25
     regime_beta_cap: float = 3.0
     # Statistical agents (issue #13). Fits on a fixed calendar grid: every *_cadence sessions from the
-    # calendar's first session (calendar.cadence_session), on the trailing *_window sessions.
+    # calendar's first session (calendar.cadence_session), on the trailing *_window sessions; *_stagger:
+    # per-symbol agents give each symbol its own phase of that grid (history.phase = sha256(symbol) mod
+    # cadence), so every session refits ~1/cadence of the universe instead of all of it one day in cadence.
     # GARCH(1,1)-t volatility (domain/garch.py, agents/garch_vol.py): the IC of its vol-timing signal
     # tanh((1 - sigma_t / sigma_long) / garch_ratio_scale), its base confidence, the fewest returns a fit needs.
     garch_cadence: int = 63  # quarterly: the speed budget (benchmarks/stat_agents.py) and parameter stability (stat_cadence.py)
     garch_window: int = 756
+    garch_stagger: bool = True  # each symbol refits on its own phase of the grid (history.phase): ~1/cadence a session
     garch_min_obs: int = 250
     garch_max_iter: int = 50  # a series still moving after this is "not converged": trailing-sigma fallback
     garch_tol: float = 1e-7  # convergence: mean log-likelihood gain per iteration below this
@@ -209,6 +212,7 @@ class AgentSettings:
     # exceedances for a GPD fit, the IC and tanh scale of the heavy-tail penalty.
     evt_cadence: int = 21
     evt_window: int = 756
+    evt_stagger: bool = True
     evt_threshold_q: float = 0.95
     evt_min_exceedances: int = 25
     evt_scale: float = 0.02

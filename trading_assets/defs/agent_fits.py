@@ -1,7 +1,8 @@
 """The agent_fits table for the agent_outputs asset: read the stored fits, compute the missing ones, upsert.
 
 A fitted agent (domain/agents/base.FittedAgent) needs, for the sessions it scores, the fits of its grid
-sessions (agent.fit_sessions). A (grid session, symbol) fit is reused when a row with the agent's
+sessions (agent.fit_dates: per (session, symbol), on the symbol's own phase of the grid when the agent
+staggers its refits; agent.fit_sessions for the market-level HMM). A (grid session, symbol) fit is reused when a row with the agent's
 current fit_version exists; otherwise the history of the fit windows is read (features, nothing after
 the grid session) and agent.fit computes the missing ones, which are written in one transaction
 (DELETE the keys; INSERT). A fit is a deterministic function of its window, so a recomputed row equals
@@ -50,9 +51,10 @@ def ensure_fits(wh: Warehouse, agent, settings: AgentSettings, sessions: list[da
             if (r, MARKET) not in have:
                 missing[r] = {MARKET}
     else:
-        cad = {d: r for d in present["date"].unique().to_list() for r in agent.fit_sessions([d], settings)}
-        for d, s in present.iter_rows():
-            r = cad[d]
+        # the fit date of each (session, symbol) row: the symbol's own phase of the grid when staggered
+        pairs = agent.fit_dates(present, settings).select(fit_date=pl.col("_grid"), symbol=pl.col("symbol")).unique()
+        stored = stored.join(pairs, on=["fit_date", "symbol"], how="semi")  # only the pairs these sessions use
+        for r, s in pairs.iter_rows():
             if (r, s) not in have:
                 missing.setdefault(r, set()).add(s)
     computed = pl.DataFrame(schema=AGENT_FIT_SCHEMA)
@@ -65,14 +67,9 @@ def ensure_fits(wh: Warehouse, agent, settings: AgentSettings, sessions: list[da
         history = wh.read_window("features", lo, hi, symbols=read_syms, columns=["date", "symbol", *history_columns],
                                  order_by="date, symbol")
         if not market:
-            # each grid session fits only its missing symbols
-            parts = []
-            by_set: dict[frozenset, list[date]] = {}
-            for r, ss in missing.items():
-                by_set.setdefault(frozenset(ss), []).append(r)
-            for ss, rs in by_set.items():
-                parts.append(agent.fit(history.filter(pl.col("symbol").is_in(list(ss))), sorted(rs), settings, benchmark))
-            computed = pl.concat(parts) if parts else computed
+            # every missing (fit date, symbol) pair in one call: the agent batches them together
+            computed = agent.fit(history, sorted(missing), settings, benchmark,
+                                 symbols={r: sorted(ss) for r, ss in missing.items()})
         else:
             computed = agent.fit(history, sorted(missing), settings, benchmark)
         if computed.height:

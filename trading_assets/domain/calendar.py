@@ -117,21 +117,36 @@ def session_index(d: date) -> int:
     return i
 
 
-def cadence_session(d: date, every: int) -> date:
-    """The last session r <= d whose calendar index is a multiple of `every`: refit sessions on a
-    fixed grid anchored at CALENDAR_START, the same whatever run window d falls in."""
+def session_at(i: int) -> date:
+    """The session of calendar index i (session_index's inverse)."""
+    if i < 0:
+        raise ValueError(f"no session at index {i}")
+    return _all_sessions()[i]
+
+
+def cadence_index(i: int, every: int, phase: int = 0) -> int:
+    """The grid index of session index i: the last index r <= i with r = phase (mod every); the
+    calendar's first session (index 0) for the i < phase ahead of the first grid session (1990)."""
+    return max(i - (i - phase) % every, 0)
+
+
+def cadence_session(d: date, every: int, phase: int = 0) -> date:
+    """The last session r <= d whose calendar index is `phase` modulo `every`: refit sessions on a
+    fixed grid anchored at CALENDAR_START, the same whatever run window d falls in (phase 0: every
+    multiple of `every`; a staggered refit gives each symbol its own phase, domain/agents/history.py)."""
     if every < 1:
         raise ValueError(f"a cadence must be >= 1 session, got {every}")
     s = _all_sessions()
     i = bisect_right(s, d) - 1
     if i < 0:
         raise ValueError(f"no session on or before {d}")
-    return s[i - i % every]
+    return s[cadence_index(i, every, phase)]
 
 
-def cadence_sessions(start: date, end: date, every: int) -> list[date]:
-    """The grid sessions r (index multiple of `every`) with cadence_session(start) <= r <= end."""
+def cadence_sessions(start: date, end: date, every: int, phase: int = 0) -> list[date]:
+    """The grid sessions r (index = phase mod `every`) with cadence_session(start) <= r <= end."""
     s = _all_sessions()
-    first = session_index(cadence_session(start, every))
+    first = session_index(cadence_session(start, every, phase))
     last = bisect_right(s, end) - 1
-    return [s[i] for i in range(first, last + 1, every)]
+    nxt = phase % every if first < phase % every else first + every  # index 0 stands in before the first phase
+    return [s[first]] + [s[i] for i in range(nxt, last + 1, every)] if first <= last else []

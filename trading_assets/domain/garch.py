@@ -22,7 +22,9 @@ derivative recursion ds_t/dtheta = (1, x_{t-1}, s_{t-1}) + c_t ds_{t-1}/dtheta, 
 beta after a missing return), with step halving until the likelihood rises. A series has converged
 when a full iteration raises its mean log-likelihood by less than `tol`; a series still moving after
 `max_iter` iterations, or with too few returns, is reported as not converged (the caller falls back).
-Deterministic: fixed starting values (alpha 0.08, beta 0.90, nu 8, omega = bc * (1 - alpha - beta)),
+The recursions (variance and its derivatives) are linear_recursion's y_{t+1} = u_t + c_t y_t: a numpy
+step over time for wide batches, scipy's lfilter series by series for narrow ones (a daily run's few
+refits), with the same bits either way. Deterministic: fixed starting values (alpha 0.08, beta 0.90, nu 8, omega = bc * (1 - alpha - beta)),
 no randomness, the same result for a series whatever batch it is fitted in (every operation is
 elementwise across series, except the 4x4 solves, done per series).
 """
@@ -32,11 +34,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import special
+from scipy import signal, special
 
 P_MAX = 0.9999  # alpha + beta < 1 (covariance stationary)
 NU_MIN = 2.05  # nu > 2: finite variance (arch's bound is 2.05 too)
 _START = (0.08, 0.90, 8.0)  # alpha, beta, nu
+_LFILTER_MAX = 64  # series in a batch up to which the recursions run series by series in lfilter (linear_recursion)
+_B = np.array([1.0, 0.0])
 
 
 @dataclass(frozen=True)
@@ -79,18 +83,57 @@ def _pack(omega, alpha, beta, nu) -> np.ndarray:
     return np.stack([np.log(omega), special.logit(p / P_MAX), special.logit(alpha / p), np.log(nu - NU_MIN)])
 
 
+def linear_recursion(u: np.ndarray, c: np.ndarray, y0: np.ndarray) -> np.ndarray:
+    """y_0 = y0, y_{t+1} = u_t + c_t y_t for t = 0..T-1 -> (T + 1, ...) array. u: (T, B) or (T, K, B) (K
+    recursions sharing c), c: (T, B), y0: (B,) or (K, B). Two exact evaluations of the same arithmetic, chosen
+    by the batch width (neither changes a bit: each step is one product and one sum, in IEEE double):
+    - wide batches (B > _LFILTER_MAX): a numpy loop over time, two in-place operations a session over the batch;
+    - narrow ones (a daily run's few refits): per series, scipy.signal.lfilter([1, 0], [1, -c], u) over each
+      stretch of constant c (its C loop computes y = u + z, z = 0 * u + c * y: the same product and sum),
+      the stretch's first state z = c * y_prev handed in as zi.
+    A series' path therefore has the same bits whatever batch it is computed in (tested)."""
+    t_len = u.shape[0]
+    out = np.empty((t_len + 1, *u.shape[1:]))
+    out[0] = y0
+    b_len = u.shape[-1]
+    if b_len > _LFILTER_MAX:
+        cc = c[:, None, :] if u.ndim == 3 else c
+        for t in range(t_len):
+            np.multiply(cc[t], out[t], out=out[t + 1])
+            np.add(out[t + 1], u[t], out=out[t + 1])
+        return out
+    for j in range(b_len):
+        cj = c[:, j]
+        cuts = [0, *(np.flatnonzero(cj[1:] != cj[:-1]) + 1).tolist(), t_len]
+        prev = out[0, ..., j]
+        for a, b in zip(cuts[:-1], cuts[1:]):
+            if b <= a:
+                continue
+            k = float(cj[a])
+            zi = (k * prev)[None] if u.ndim == 3 else np.array([k * prev])
+            y, _ = signal.lfilter(_B, [1.0, -k], u[a:b, ..., j], axis=0, zi=zi)
+            out[a + 1:b + 1, ..., j] = y
+            prev = y[-1]
+    return out
+
+
 def variance_path(e2: np.ndarray, mask: np.ndarray, omega, alpha, beta, backcast) -> np.ndarray:
     """s_t for t = 0..T (T + 1 rows: the last is the one-step-ahead forecast after the last return).
-    e2, mask: (T, B); parameters: (B,) arrays or scalars. The recursion of the module docstring."""
-    t_len = e2.shape[0]
-    out = np.empty((t_len + 1, *e2.shape[1:]))
-    s = omega + (alpha + beta) * backcast
-    out[0] = s
-    for t in range(t_len):
-        x = np.where(mask[t], e2[t], s)
-        s = omega + alpha * x + beta * s
-        out[t + 1] = s
-    return out
+    e2, mask: (T, B); parameters: (B,) arrays or scalars. The recursion of the module docstring, written
+    as s_{t+1} = u_t + c_t s_t with u_t = omega + alpha e_t^2, c_t = beta (omega and alpha + beta after a
+    missing return): linear_recursion."""
+    if np.ndim(e2) == 1:  # one series
+        return variance_path(np.asarray(e2)[:, None], np.asarray(mask)[:, None], omega, alpha, beta, backcast)[:, 0]
+    u, c = _affine(e2, mask, omega, alpha, beta)
+    s0 = np.broadcast_to(omega + (alpha + beta) * backcast, e2.shape[1:])
+    return linear_recursion(u, c, s0)
+
+
+def _affine(e2, mask, omega, alpha, beta):
+    """(u, c) of the variance recursion s_{t+1} = u_t + c_t s_t (variance_path), as (T, B) arrays."""
+    u = omega + alpha * np.where(mask, e2, 0.0)
+    c = np.where(mask, beta, alpha + beta)
+    return np.broadcast_to(u, e2.shape), np.ascontiguousarray(np.broadcast_to(c, e2.shape))
 
 
 def _t_const(nu):
@@ -112,20 +155,20 @@ def _scores(e2, mask, theta, backcast):
     G = J' sum_t v_t, H = J' (sum_t v_t v_t') J."""
     omega, alpha, beta, nu, p, sb, sc = _unpack(theta)
     t_len, b_len = e2.shape
-    s_all = np.empty((t_len, b_len))
-    dw_all, da_all, db_all = np.empty((t_len, b_len)), np.empty((t_len, b_len)), np.empty((t_len, b_len))
-    s = omega + (alpha + beta) * backcast
-    dw, da, db = np.ones(b_len), np.broadcast_to(backcast, (b_len,)).copy(), np.broadcast_to(backcast, (b_len,)).copy()
-    coef = np.where(mask, beta, alpha + beta)
-    for t in range(t_len):
-        s_all[t] = s
-        dw_all[t], da_all[t], db_all[t] = dw, da, db
-        x = np.where(mask[t], e2[t], s)
-        c = coef[t]
-        dw = 1.0 + c * dw
-        da = x + c * da
-        db = s + c * db
-        s = omega + alpha * x + beta * s
+    s_all = variance_path(e2, mask, omega, alpha, beta, backcast)[:-1]  # s_t, t = 0..T-1
+    # ds_t/d(omega, alpha, beta): d_{t+1} = (1, x_t, s_t) + c_t d_t, d_0 = (1, bc, bc), x_t = e_t^2 (s_t if missing);
+    # the three recursions share c_t and run in one (3, B) in-place step a session
+    x = np.where(mask, e2, s_all)
+    c = np.where(mask, beta, alpha + beta)
+    v = np.empty((t_len, 3, b_len))
+    v[:, 0] = 1.0
+    v[:, 1] = x
+    v[:, 2] = s_all
+    d = np.empty((1, 3, b_len))
+    d[0, 0] = 1.0
+    d[0, 1] = backcast
+    d[0, 2] = backcast
+    d = linear_recursion(v[:-1], c[:-1], d[0]) if t_len > 1 else d[:1]
     nu2 = nu - 2.0
     q = e2 / (s_all * nu2)
     l1q = np.log1p(q)
@@ -133,7 +176,7 @@ def _scores(e2, mask, theta, backcast):
     r = q / (1.0 + q)
     dl_ds = np.where(mask, (-0.5 + 0.5 * (nu + 1.0) * r) / s_all, 0.0)
     c_nu = 0.5 * special.digamma((nu + 1.0) / 2.0) - 0.5 * special.digamma(nu / 2.0) - 0.5 / nu2
-    v = (dl_ds * dw_all, dl_ds * da_all, dl_ds * db_all,
+    v = (dl_ds * d[:, 0], dl_ds * d[:, 1], dl_ds * d[:, 2],
          np.where(mask, c_nu - 0.5 * l1q + 0.5 * (nu + 1.0) * r / nu2, 0.0))
     g_orig = np.stack([_colsum(vi) for vi in v], axis=1)  # (B, 4)
     h_orig = np.empty((b_len, 4, 4))

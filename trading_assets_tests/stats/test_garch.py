@@ -85,3 +85,35 @@ def test_missing_returns_use_the_expected_shock():
     s1 = 0.1 + 0.2 * 1.0 + 0.7 * s0
     s2 = 0.1 + 0.9 * s1  # the missing return's shock replaced by its expectation s1
     np.testing.assert_allclose(s[:, 0], [s0, s1, s2, 0.1 + 0.2 * 0.0 + 0.7 * s2])
+
+
+def test_the_recursions_have_the_same_bits_series_by_series_and_over_the_batch(monkeypatch):
+    """linear_recursion runs narrow batches series by series in scipy's lfilter and wide ones as a numpy
+    step over time: the variance path, the scores and whole fits must not change by a bit between the two
+    (a daily run's few refits are narrow, a range's are wide), missing returns and late listings included."""
+    from trading_assets.domain import garch
+
+    rng = np.random.default_rng(5)
+    t_len, b_len = 320, 24
+    r = rng.standard_t(4, (t_len, b_len)) * 0.01
+    r[rng.random((t_len, b_len)) < 0.03] = np.nan  # gaps
+    r[:40, :4] = np.nan  # listed late
+    e2, mask, bc, _, _ = garch.prepare(r)
+    om, al, be = rng.uniform(0.01, 0.1, b_len), rng.uniform(0.02, 0.2, b_len), rng.uniform(0.5, 0.79, b_len)
+    theta = garch._pack(om, al, be, np.full(b_len, 6.0))
+    got = {}
+    for name, width in (("lfilter", 10**6), ("numpy", 0)):
+        monkeypatch.setattr(garch, "_LFILTER_MAX", width)
+        got[name] = (garch.variance_path(e2, mask, om, al, be, bc), *garch._scores(e2, mask, theta, bc),
+                     garch.fit_batch(r, min_obs=100, max_iter=50, tol=1e-7))
+    for a, b in zip(got["lfilter"][:-1], got["numpy"][:-1]):
+        assert np.array_equal(a, b)
+    fa, fb = got["lfilter"][-1], got["numpy"][-1]
+    for k in ("omega", "alpha", "beta", "nu", "loglik", "iterations", "converged"):
+        assert np.array_equal(getattr(fa, k), getattr(fb, k), equal_nan=True), k
+    # and the path is the recursion of the module docstring (a missing return: its expectation)
+    s = om[0] + (al[0] + be[0]) * bc[0]
+    for t in range(t_len):
+        x = e2[t, 0] if mask[t, 0] else s
+        s = om[0] + al[0] * x + be[0] * s
+    assert got["numpy"][0][-1, 0] == pytest.approx(s, rel=1e-13)

@@ -14,6 +14,7 @@ from polars.testing import assert_frame_equal
 
 from trading_assets.domain import calendar
 from trading_assets.domain.agents import AgentContext, run_agents
+from trading_assets.domain.agents import history as hist
 from trading_assets.domain.agents.evt_tail import EvtTailAgent
 from trading_assets.domain.agents.garch_vol import GarchVolAgent
 from trading_assets.domain.agents.hmm_regime import HmmRegimeAgent
@@ -58,14 +59,15 @@ def _features(history: pl.DataFrame, days) -> pl.DataFrame:
     return f.with_columns(*(pl.lit(v).alias(k) for k, v in base.items()))
 
 
-def _fits(history: pl.DataFrame, days) -> pl.DataFrame:
-    return pl.concat([a.fit(history, a.fit_sessions(days, S), S, "SPY") for a in AGENTS])
+def _fits(history: pl.DataFrame, days, s: AgentSettings = S) -> pl.DataFrame:
+    frame = history.filter(pl.col("date").is_in(days)).select("date", "symbol")
+    return pl.concat([hist.fit_all(a, history, frame, s, "SPY") for a in AGENTS])
 
 
-def _run(history: pl.DataFrame, days, fits) -> pl.DataFrame:
+def _run(history: pl.DataFrame, days, fits, s: AgentSettings = S) -> pl.DataFrame:
     last = days[-1]
     ctx = AgentContext(history=history.filter(pl.col("date") <= last), fits=fits)
-    return run_agents(_features(history, days), S, benchmark="SPY", agents=AGENTS, context=ctx)
+    return run_agents(_features(history, days), s, benchmark="SPY", agents=AGENTS, context=ctx)
 
 
 @pytest.fixture(scope="module")
@@ -78,10 +80,16 @@ def world():
 
 def test_fits_exist_on_the_grid_and_speak(world):
     history, days, fits, out = world
-    assert set(fits["fit_date"].to_list()) == {calendar.cadence_session(d, 10) for d in days}
-    g = fits.filter(pl.col("agent") == "garch")
-    assert g["converged"].all() and g.height == len(SYMBOLS) * len(set(fits["fit_date"].to_list()))
-    assert fits.filter(pl.col("agent") == "hmm_regime")["symbol"].unique().to_list() == ["MARKET"]
+    # staggered (the default): GARCH and EVT refit each symbol on its own phase of the 10-session grid,
+    # the market-level HMM on phase 0
+    for agent in ("garch", "evt_tail"):
+        pairs = set(fits.filter(pl.col("agent") == agent).select("fit_date", "symbol").iter_rows())
+        assert pairs == {(calendar.cadence_session(d, 10, hist.phase(s, 10)), s) for d in days for s in SYMBOLS}
+    assert len({hist.phase(s, 10) for s in SYMBOLS}) > 1  # the symbols really refit on different sessions
+    hmm_fits = fits.filter(pl.col("agent") == "hmm_regime")
+    assert set(hmm_fits["fit_date"]) == {calendar.cadence_session(d, 10) for d in days}
+    assert hmm_fits["symbol"].unique().to_list() == ["MARKET"]
+    assert fits.filter(pl.col("agent") == "garch")["converged"].all()
     for agent in ("garch", "hmm_regime", "evt_tail"):
         rows = out.filter(pl.col("agent") == agent)
         assert rows.height == len(days) * len(SYMBOLS)
@@ -119,15 +127,55 @@ def test_nothing_after_t_is_read(world):
 
 def test_fits_are_deterministic_whatever_they_are_fitted_with(world):
     history, days, fits, _ = world
-    for a in AGENTS:
-        r = a.fit_sessions(days, S)[1]
-        alone = a.fit(history, [r], S, "SPY")
-        assert_frame_equal(alone, fits.filter((pl.col("agent") == a.name) & (pl.col("fit_date") == r)), check_exact=True)
-    g = GarchVolAgent()
-    r = g.fit_sessions(days, S)[0]
-    one = g.fit(history.filter(pl.col("symbol") == "BBB"), [r], S)
-    assert_frame_equal(one, fits.filter((pl.col("agent") == "garch") & (pl.col("fit_date") == r) & (pl.col("symbol") == "BBB")),
+    hmm_agent = AGENTS[1]
+    r = hmm_agent.fit_sessions(days, S)[1]
+    assert_frame_equal(hmm_agent.fit(history, [r], S, "SPY"), fits.filter((pl.col("agent") == "hmm_regime") & (pl.col("fit_date") == r)),
                        check_exact=True)
+    for a in (AGENTS[0], AGENTS[2]):
+        mine = fits.filter(pl.col("agent") == a.name)
+        for r, sym in mine.select("fit_date", "symbol").unique().sort("fit_date", "symbol").head(3).iter_rows():
+            want = mine.filter((pl.col("fit_date") == r) & (pl.col("symbol") == sym))
+            # the pair alone, the pair among every symbol at r (a lockstep batch), the symbol's history alone
+            alone = a.fit(history, [r], S, "SPY", symbols={r: [sym]})
+            every = a.fit(history, [r], S, "SPY").filter(pl.col("symbol") == sym)
+            own = a.fit(history.filter(pl.col("symbol") == sym), [r], S)
+            for got in (alone, every, own):
+                assert_frame_equal(got, want, check_exact=True)
+
+
+def test_staggered_refits_spread_the_universe_and_keep_the_total_work():
+    """Each symbol refits once every cadence sessions on its own phase (sha256(symbol) mod cadence):
+    over a range the number of fits per symbol is the lockstep grid's (+-1), and a session refits
+    ~1/cadence of the universe instead of all of it once in cadence sessions."""
+    from trading_assets.universe import load_universe
+
+    names = sorted(load_universe()["symbol"].to_list())
+    assert len(names) > 250
+    cadence = 21
+    per_phase = np.bincount([hist.phase(n, cadence) for n in names], minlength=cadence)
+    assert per_phase.min() > 0 and per_phase.max() <= 2 * len(names) / cadence  # no session refits more than 2/cadence
+    assert hist.phase("AAPL", 21) == int(__import__("hashlib").sha256(b"AAPL").hexdigest()[:8], 16) % 21  # the documented rule
+    days = calendar.sessions(date(2015, 1, 2), date(2016, 12, 30))
+    frame = pl.DataFrame({"date": [d for d in days for _ in names[:60]], "symbol": names[:60] * len(days)})
+    stag = hist.fit_jobs(frame, cadence, True)
+    lock = hist.fit_jobs(frame, cadence, False)
+    for n in names[:60]:
+        k_s = sum(n in v for v in stag.values())
+        k_l = sum(n in v for v in lock.values())
+        assert abs(k_s - k_l) <= 1
+    assert max(len(v) for v in stag.values()) < 60 and len(stag) > len(lock)
+
+
+def test_lockstep_refits_when_stagger_is_off(world):
+    history, days, _, _ = world
+    s = dataclasses.replace(S, garch_stagger=False, evt_stagger=False)
+    fits = _fits(history, days, s)
+    assert set(fits["fit_date"].to_list()) == {calendar.cadence_session(d, 10) for d in days}
+    g = fits.filter(pl.col("agent") == "garch")
+    assert g["converged"].all() and g.height == len(SYMBOLS) * len(set(fits["fit_date"].to_list()))
+    out = _run(history, days, fits, s)
+    for t in (days[0], days[-1]):
+        assert_frame_equal(_run(history, [t], fits, s), out.filter(pl.col("date") == t), check_exact=True)
 
 
 def test_without_a_fit_garch_falls_back_to_the_trailing_sigma_and_says_so(world):
@@ -156,7 +204,7 @@ def test_garch_sigma_is_the_filtered_forecast(world):
 
     history, days, fits, out = world
     t = days[5]
-    r = calendar.cadence_session(t, 10)
+    r = calendar.cadence_session(t, 10, hist.phase("CCC", 10))  # CCC's own phase of the grid
     row = fits.filter((pl.col("agent") == "garch") & (pl.col("fit_date") == r) & (pl.col("symbol") == "CCC"))
     p = json.loads(row["params"][0])
     path = calendar.sessions(date.fromisoformat(p["window_start"]), t)
@@ -167,4 +215,4 @@ def test_garch_sigma_is_the_filtered_forecast(world):
         s = p["omega"] + p["alpha"] * v * v + p["beta"] * s
     got = out.filter((pl.col("agent") == "garch") & (pl.col("symbol") == "CCC") & (pl.col("date") == t))["sigma"][0]
     assert got == pytest.approx(np.sqrt(s) / 100, rel=1e-12)
-    assert garch.P_MAX > p["alpha"] + p["beta"]
+    assert p["alpha"] + p["beta"] <= garch.P_MAX + 1e-12  # stationary (P = P_MAX * sigmoid(b); the sum may round up)

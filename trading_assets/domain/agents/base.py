@@ -34,7 +34,8 @@ protocol additively (`HistoryAgent`, `FittedAgent` below): they declare the per-
 and the number of trailing sessions they read (`history`), and receive an `AgentContext` in `compute`
 with that history (never a row after the block's last session) and their stored fits. A fitted agent
 refits on a fixed calendar grid (`calendar.cadence_session`: every `cadence` sessions from the
-calendar's first session), each fit a deterministic function of the returns in its window; between
+calendar's first session; per symbol, on the symbol's own phase of it when the agent staggers its
+refits: history.phase), each fit a deterministic function of the returns in its window; between
 refits it filters forward with the fitted parameters. So a session's output is the same whether it is
 run alone or inside a multi-year range: it depends on the grid fit at or before it and on the data up
 to it, never on where the run window starts. Fits persist in the agent_fits table (AGENT_FIT_SCHEMA).
@@ -141,8 +142,11 @@ class HistoryAgent(Protocol):
 @runtime_checkable
 class FittedAgent(HistoryAgent, Protocol):
     """A history agent with fitted state: `fit_sessions` = the grid sessions whose fits the given
-    sessions use; `fit(history, fit_dates, settings, benchmark)` -> AGENT_FIT_SCHEMA rows (one per
-    fit date and symbol; failures are rows with converged False and a message, never an exception)."""
+    sessions may use; `fit(history, fit_dates, settings, benchmark)` -> AGENT_FIT_SCHEMA rows (one per
+    fit date and symbol; failures are rows with converged False and a message, never an exception).
+    Per-symbol agents (not `market_level`) also give `fit_dates(frame, settings)` = frame + `_grid`, the
+    fit date serving each (date, symbol) row (the symbol's own phase of the grid when they stagger their
+    refits), and take `fit(..., symbols={fit date: symbols})` to fit only those pairs, all in one batch."""
 
     def fit_sessions(self, sessions: Sequence[date], settings: AgentSettings) -> list[date]: ...
 

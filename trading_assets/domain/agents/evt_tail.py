@@ -1,6 +1,7 @@
 """EVT tail-risk agent: per symbol, a GPD on the losses beyond the 95th percentile; heavy tails are penalized.
 
-Fits (domain/tail_risk.pot_fit): every `evt_cadence` sessions on the calendar grid, per symbol, on the
+Fits (domain/tail_risk.pot_fit): every `evt_cadence` sessions on the calendar grid, per symbol (each on
+its own phase of the grid when evt_stagger, the default: history.phase, as the GARCH agent), on the
 daily losses L = -logret_1 of the `evt_window` sessions ending at the grid session r: threshold u =
 the `evt_threshold_q` quantile, GPD (xi, beta) on the N_u exceedances when N_u >= evt_min_exceedances
 (756 sessions x 5% = 37-38 exceedances; the minimum 25 tolerates a year of missing bars), and
@@ -18,8 +19,9 @@ Silent when the symbol has no usable fit (too few exceedances, xi >= 1, or no fi
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date
 
 import numpy as np
@@ -43,6 +45,7 @@ from trading_assets.settings import AgentSettings
 RETURN = "logret_1"
 NORMAL_ES99 = 2.6652  # phi(2.3263) / 0.01
 CONFIDENCE_Q = 0.99
+_BATCH = 4000  # (fit date, symbol) columns per POT batch
 
 
 class EvtTailAgent:
@@ -62,37 +65,71 @@ class EvtTailAgent:
         return settings.evt_cadence
 
     def fit_sessions(self, sessions: Sequence[date], settings: AgentSettings) -> list[date]:
-        return hist.fit_dates_for(sessions, settings.evt_cadence)
+        """Every fit date the sessions may use (on any symbol's phase when staggered)."""
+        return hist.candidate_fit_dates(sessions, settings.evt_cadence, settings.evt_stagger)
+
+    def fit_dates(self, frame: pl.DataFrame, settings: AgentSettings) -> pl.DataFrame:
+        """`frame` (date, symbol, ...) + _grid: the fit date serving each row (the symbol's phase when staggered)."""
+        return hist.with_fit_dates(frame, settings.evt_cadence, settings.evt_stagger)
+
+    def fit_jobs(self, frame: pl.DataFrame, settings: AgentSettings) -> dict[date, list[str]]:
+        return hist.fit_jobs(frame, settings.evt_cadence, settings.evt_stagger)
 
     def fit(self, history: pl.DataFrame, fit_dates: Sequence[date], settings: AgentSettings,
-            benchmark: str | None = None) -> pl.DataFrame:
+            benchmark: str | None = None, symbols: Mapping[date, Sequence[str]] | None = None) -> pl.DataFrame:
+        """AGENT_FIT_SCHEMA rows for every (fit date, symbol with a return in the window), or only the pairs
+        `symbols` lists; every pair of the call is one column of the same POT batches."""
         version = self.fit_version(settings)
+        dates = sorted(set(fit_dates))
+        if not dates or history.height == 0:
+            return pl.DataFrame(schema=AGENT_FIT_SCHEMA)
+        w = settings.evt_window
+        span = calendar.sessions(hist.window_sessions(dates[0], w)[0], dates[-1])
+        names = sorted(history["symbol"].unique().to_list())
+        big = -hist.matrix(history, RETURN, span, names)  # losses
+        count = np.vstack([np.zeros((1, len(names)), dtype=np.int64), np.cumsum(np.isfinite(big), axis=0)])
+        col = {n: j for j, n in enumerate(names)}
+        pos = {d: i for i, d in enumerate(span)}
+        jobs: list[tuple[date, int, int, int, str]] = []
+        for r in dates:
+            i_r = pos[r]
+            i_0 = max(i_r - w + 1, 0)
+            for sym in (names if symbols is None else sorted(symbols.get(r, ()))):
+                j = col.get(sym)
+                if j is not None and count[i_r + 1, j] > count[i_0, j]:
+                    jobs.append((r, i_0, i_r, j, sym))
         frames = []
-        for r in sorted(fit_dates):
-            win = hist.window_sessions(r, settings.evt_window)
-            syms = sorted(history.filter(pl.col("date").is_between(win[0], r)).drop_nulls(RETURN)["symbol"].unique().to_list())
-            if not syms:
-                continue
-            losses = -hist.matrix(history, RETURN, win, syms)
+        for b0 in range(0, len(jobs), _BATCH):
+            chunk = jobs[b0:b0 + _BATCH]
+            t_len = max(i_r - i_0 + 1 for _, i_0, i_r, _, _ in chunk)
+            losses = np.full((t_len, len(chunk)), np.nan)
+            sd = np.full(len(chunk), np.nan)
+            for c, (_, i_0, i_r, j, _) in enumerate(chunk):
+                x = big[i_0:i_r + 1, j]
+                losses[t_len - x.size:, c] = x
+                if np.isfinite(x).sum() > 1:
+                    sd[c] = np.nanstd(x, ddof=1)  # on the column's own window (the same bits whatever the batch)
             f = tail_risk.pot_fit(losses, settings.evt_threshold_q, settings.evt_min_exceedances)
-            # per column (the same bits whatever other symbols share the batch)
-            sd = np.array([np.nanstd(losses[:, j], ddof=1) if np.isfinite(losses[:, j]).sum() > 1 else np.nan
-                           for j in range(len(syms))])
             var99 = tail_risk.pot_var(f.threshold, f.xi, f.beta, f.n_obs, f.n_exceed, CONFIDENCE_Q)
             es99 = tail_risk.pot_es(f.threshold, f.xi, f.beta, f.n_obs, f.n_exceed, CONFIDENCE_Q)
             params, msgs = [], []
-            for j in range(len(syms)):
-                if f.ok[j]:
-                    params.append({"threshold": float(f.threshold[j]), "xi": float(f.xi[j]), "beta": float(f.beta[j]),
-                                   "n_exceed": int(f.n_exceed[j]), "sd": float(sd[j]), "var99": float(var99[j]),
-                                   "es99": float(es99[j]), "window_start": win[0].isoformat()})
+            for c, (_, i_0, _, _, _) in enumerate(chunk):
+                if f.ok[c]:
+                    params.append({"threshold": float(f.threshold[c]), "xi": float(f.xi[c]), "beta": float(f.beta[c]),
+                                   "n_exceed": int(f.n_exceed[c]), "sd": float(sd[c]), "var99": float(var99[c]),
+                                   "es99": float(es99[c]), "window_start": span[i_0].isoformat()})
                     msgs.append("")
                 else:
-                    params.append({"threshold": None if not np.isfinite(f.threshold[j]) else float(f.threshold[j]),
-                                   "n_exceed": int(f.n_exceed[j])})
-                    msgs.append(f"too few exceedances: {int(f.n_exceed[j])} < {settings.evt_min_exceedances}"
-                                if f.n_exceed[j] < settings.evt_min_exceedances else f"unusable GPD fit (xi={f.xi[j]:.3f})")
-            frames.append(hist.fit_rows(r, self.name, syms, params, list(f.ok), list(f.n_obs), [None] * len(syms), msgs, version))
+                    params.append({"threshold": None if not np.isfinite(f.threshold[c]) else float(f.threshold[c]),
+                                   "n_exceed": int(f.n_exceed[c])})
+                    msgs.append(f"too few exceedances: {int(f.n_exceed[c])} < {settings.evt_min_exceedances}"
+                                if f.n_exceed[c] < settings.evt_min_exceedances else f"unusable GPD fit (xi={f.xi[c]:.3f})")
+            frames.append(pl.DataFrame({
+                "fit_date": [x[0] for x in chunk], "agent": [self.name] * len(chunk), "symbol": [x[4] for x in chunk],
+                "params": [json.dumps(q, sort_keys=True) for q in params], "converged": [bool(v) for v in f.ok],
+                "n_obs": [int(v) for v in f.n_obs], "loglik": [None] * len(chunk), "message": msgs,
+                "agent_version": [version] * len(chunk),
+            }, schema=AGENT_FIT_SCHEMA))
         return pl.concat(frames).sort("fit_date", "symbol") if frames else pl.DataFrame(schema=AGENT_FIT_SCHEMA)
 
     def compute(self, features: pl.DataFrame, settings: AgentSettings, benchmark: str | None = None,
@@ -101,14 +138,11 @@ class EvtTailAgent:
         if features.height == 0:
             return empty_output()
         fits = context.fits if context is not None else pl.DataFrame(schema=AGENT_FIT_SCHEMA)
-        dates = features["date"].unique().sort().to_list()
-        grid = {d: calendar.cadence_session(d, settings.evt_cadence) for d in dates}
-        frame = features.select(*KEYS, _sd=daily_sigma(settings)).with_columns(
-            _grid=pl.col("date").replace_strict(grid, return_dtype=pl.Date))
+        frame = self.fit_dates(features.select(*KEYS, _sd=daily_sigma(settings)), settings)  # + _grid: the fit serving the row
         fit_cols = {"xi": pl.Float64, "beta": pl.Float64, "threshold": pl.Float64, "n_exceed": pl.Float64,
                     "sd": pl.Float64, "var99": pl.Float64, "es99": pl.Float64}
         if fits.height:
-            f = fits.filter(pl.col("fit_date").is_in(sorted(set(grid.values())))).select(
+            f = fits.filter(pl.col("fit_date").is_in(frame["_grid"].unique().implode())).select(
                 _grid=pl.col("fit_date"), symbol=pl.col("symbol"), _ok=pl.col("converged"), _msg=pl.col("message"),
                 **{k: pl.col("params").str.json_path_match(f"$.{k}").cast(t, strict=False) for k, t in fit_cols.items()})
             frame = frame.join(f, on=["_grid", "symbol"], how="left")

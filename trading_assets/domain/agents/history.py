@@ -7,6 +7,7 @@ sessions ending at r (r included: the fit uses what is known after the close of 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from datetime import date
@@ -21,6 +22,62 @@ from trading_assets.domain.agents.base import AGENT_FIT_SCHEMA
 def window_sessions(r: date, window: int) -> list[date]:
     """The `window` sessions ending at r (fewer at the calendar's start)."""
     return calendar.sessions(calendar.lookback_start(r, window - 1), r)
+
+
+def phase(symbol: str, cadence: int) -> int:
+    """A symbol's refit phase on a staggered grid: the first 8 hex digits of sha256(symbol) as an integer,
+    modulo the cadence. Stable across processes, machines and runs (Python's hash() is salted per
+    process), so a symbol always refits on the same sessions; the symbols of a universe spread about
+    evenly over the cadence's phases, so a session refits ~1/cadence of them."""
+    return int(hashlib.sha256(symbol.encode()).hexdigest()[:8], 16) % cadence
+
+
+def with_fit_dates(frame: pl.DataFrame, cadence: int, stagger: bool, name: str = "_grid") -> pl.DataFrame:
+    """`frame` (date, symbol, ...) plus column `name`: the fit date serving each row, the last session
+    r <= date on the symbol's grid, calendar.cadence_session(date, cadence, phase(symbol, cadence))
+    (phase 0 for every symbol when not staggered)."""
+    if frame.height == 0:
+        return frame.with_columns(pl.lit(None, dtype=pl.Date).alias(name))
+    dates = frame["date"].unique().to_list()
+    syms = frame["symbol"].unique().to_list()
+    di = pl.DataFrame({"date": dates, "_di": [calendar.session_index(d) for d in dates]}, schema={"date": pl.Date, "_di": pl.Int64})
+    sp = pl.DataFrame({"symbol": syms, "_ph": [phase(s, cadence) if stagger else 0 for s in syms]},
+                      schema={"symbol": pl.String, "_ph": pl.Int64})
+    g = frame.join(di, on="date", how="left").join(sp, on="symbol", how="left")
+    g = g.with_columns(_gi=(pl.col("_di") - (pl.col("_di") - pl.col("_ph") + cadence) % cadence).clip(lower_bound=0))
+    gis = g["_gi"].unique().to_list()
+    back = pl.DataFrame({"_gi": gis, name: [calendar.session_at(i) for i in gis]}, schema={"_gi": pl.Int64, name: pl.Date})
+    return g.join(back, on="_gi", how="left").drop("_di", "_ph", "_gi")
+
+
+def fit_jobs(frame: pl.DataFrame, cadence: int, stagger: bool) -> dict[date, list[str]]:
+    """{fit date: its sorted symbols} for the (date, symbol) rows of `frame` (with_fit_dates)."""
+    g = with_fit_dates(frame.select("date", "symbol").unique(), cadence, stagger).select("_grid", "symbol").unique()
+    out: dict[date, list[str]] = {}
+    for r, s in g.sort("_grid", "symbol").iter_rows():
+        out.setdefault(r, []).append(s)
+    return out
+
+
+def candidate_fit_dates(sessions: Sequence[date], cadence: int, stagger: bool) -> list[date]:
+    """Every fit date the sessions may use on any symbol's grid: phase 0's grid sessions, or, staggered,
+    every session from `cadence` - 1 sessions before the first one (each is some phase's grid session)."""
+    if not sessions:
+        return []
+    lo, hi = min(sessions), max(sessions)
+    if not stagger:
+        return fit_dates_for(sessions, cadence)
+    return calendar.sessions(calendar.lookback_start(lo, cadence - 1), hi)
+
+
+def fit_all(agent, history: pl.DataFrame, frame: pl.DataFrame, settings, benchmark: str | None = None) -> pl.DataFrame:
+    """Every fit the (date, symbol) rows of `frame` use, computed in one call (what defs/agent_fits.py does
+    for the fits it does not find stored): the market-level HMM at its grid sessions, a per-symbol agent at
+    each (fit date, symbol) pair of agent.fit_jobs, all pairs in the same batches."""
+    if getattr(agent, "market_level", False):
+        return agent.fit(history, agent.fit_sessions(sorted(frame["date"].unique().to_list()), settings), settings, benchmark)
+    jobs = agent.fit_jobs(frame, settings)
+    return agent.fit(history, sorted(jobs), settings, benchmark, symbols=jobs)
 
 
 def groups_by_fit(dates: Sequence[date], cadence: int) -> dict[date, list[date]]:
