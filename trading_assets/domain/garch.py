@@ -67,6 +67,15 @@ def _colsum(x: np.ndarray) -> np.ndarray:
     return x.sum(axis=0)
 
 
+def _colsum_prod(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """_colsum(x * y) without the product array: einsum adds the products of a column one row after the
+    other, as _colsum does (the same bits, tested), a single column again summed as one of two."""
+    if x.shape[1] == 1:
+        x, y = (np.ascontiguousarray(np.broadcast_to(a, (a.shape[0], 2))) for a in (x, y))
+        return np.einsum("tb,tb->b", x, y)[:1]
+    return np.einsum("tb,tb->b", x, y)
+
+
 def _unpack(theta: np.ndarray):
     a, b, c, d = theta
     omega = np.exp(a)
@@ -84,37 +93,36 @@ def _pack(omega, alpha, beta, nu) -> np.ndarray:
 
 
 def linear_recursion(u: np.ndarray, c: np.ndarray, y0: np.ndarray) -> np.ndarray:
-    """y_0 = y0, y_{t+1} = u_t + c_t y_t for t = 0..T-1 -> (T + 1, ...) array. u: (T, B) or (T, K, B) (K
-    recursions sharing c), c: (T, B), y0: (B,) or (K, B). Two exact evaluations of the same arithmetic, chosen
-    by the batch width (neither changes a bit: each step is one product and one sum, in IEEE double):
+    """y_0 = y0, y_{t+1} = u_t + c_t y_t for t = 0..T-1. u: (T, B), or (K, T, B) for K recursions sharing c;
+    c: (T, B); y0: (B,) or (K, B) -> (T + 1, B) or (K, T + 1, B). Two exact evaluations of the same arithmetic,
+    chosen by the batch width (neither changes a bit: each step is one product and one sum, in IEEE double):
     - wide batches (B > _LFILTER_MAX): a numpy loop over time, two in-place operations a session over the batch;
     - narrow ones (a daily run's few refits): per series, scipy.signal.lfilter([1, 0], [1, -c], u) over each
       stretch of constant c (its C loop computes y = u + z, z = 0 * u + c * y: the same product and sum),
       the stretch's first state z = c * y_prev handed in as zi.
     A series' path therefore has the same bits whatever batch it is computed in (tested)."""
-    t_len = u.shape[0]
-    out = np.empty((t_len + 1, *u.shape[1:]))
-    out[0] = y0
-    b_len = u.shape[-1]
+    many = u.ndim == 3
+    u3 = u if many else u[None]
+    k_len, t_len, b_len = u3.shape
+    out = np.empty((k_len, t_len + 1, b_len))
+    out[:, 0] = y0
     if b_len > _LFILTER_MAX:
-        cc = c[:, None, :] if u.ndim == 3 else c
         for t in range(t_len):
-            np.multiply(cc[t], out[t], out=out[t + 1])
-            np.add(out[t + 1], u[t], out=out[t + 1])
-        return out
+            np.multiply(c[t], out[:, t], out=out[:, t + 1])
+            np.add(out[:, t + 1], u3[:, t], out=out[:, t + 1])
+        return out if many else out[0]
     for j in range(b_len):
         cj = c[:, j]
         cuts = [0, *(np.flatnonzero(cj[1:] != cj[:-1]) + 1).tolist(), t_len]
-        prev = out[0, ..., j]
+        prev = out[:, 0, j]
         for a, b in zip(cuts[:-1], cuts[1:]):
             if b <= a:
                 continue
             k = float(cj[a])
-            zi = (k * prev)[None] if u.ndim == 3 else np.array([k * prev])
-            y, _ = signal.lfilter(_B, [1.0, -k], u[a:b, ..., j], axis=0, zi=zi)
-            out[a + 1:b + 1, ..., j] = y
-            prev = y[-1]
-    return out
+            y, _ = signal.lfilter(_B, [1.0, -k], u3[:, a:b, j], axis=1, zi=(k * prev)[:, None])
+            out[:, a + 1:b + 1, j] = y
+            prev = y[:, -1]
+    return out if many else out[0]
 
 
 def variance_path(e2: np.ndarray, mask: np.ndarray, omega, alpha, beta, backcast) -> np.ndarray:
@@ -148,7 +156,7 @@ def _loglik(e2, mask, theta, backcast) -> np.ndarray:
     return _colsum(np.where(mask, lt, 0.0))
 
 
-def _scores(e2, mask, theta, backcast):
+def _scores(e2, mask, theta, backcast, with_loglik: bool = True):
     """(total log-likelihood (B,), gradient (B, 4) and BHHH matrix sum_t g_t g_t' (B, 4, 4)) in the
     unconstrained coordinates: the per-observation scores are formed in (omega, alpha, beta, nu) and the
     sums transformed once per series by the Jacobian J of (omega, alpha, beta, nu) wrt (a, b, c, d):
@@ -160,29 +168,26 @@ def _scores(e2, mask, theta, backcast):
     # the three recursions share c_t and run in one (3, B) in-place step a session
     x = np.where(mask, e2, s_all)
     c = np.where(mask, beta, alpha + beta)
-    v = np.empty((t_len, 3, b_len))
-    v[:, 0] = 1.0
-    v[:, 1] = x
-    v[:, 2] = s_all
-    d = np.empty((1, 3, b_len))
-    d[0, 0] = 1.0
-    d[0, 1] = backcast
-    d[0, 2] = backcast
-    d = linear_recursion(v[:-1], c[:-1], d[0]) if t_len > 1 else d[:1]
+    v = np.empty((3, t_len - 1, b_len))  # K-first: each recursion's inputs and outputs are contiguous (T, B) blocks
+    v[0] = 1.0
+    v[1] = x[:-1]
+    v[2] = s_all[:-1]
+    d = linear_recursion(v, c[:-1], np.stack([np.ones(b_len), backcast, backcast]))  # (3, T, B)
     nu2 = nu - 2.0
     q = e2 / (s_all * nu2)
     l1q = np.log1p(q)
-    ll = _colsum(np.where(mask, _t_const(nu) - 0.5 * np.log(s_all) - 0.5 * (nu + 1.0) * l1q, 0.0))
+    # the log-likelihood at theta (fit_batch has it from the line search after the first iteration)
+    ll = _colsum(np.where(mask, _t_const(nu) - 0.5 * np.log(s_all) - 0.5 * (nu + 1.0) * l1q, 0.0)) if with_loglik else None
     r = q / (1.0 + q)
     dl_ds = np.where(mask, (-0.5 + 0.5 * (nu + 1.0) * r) / s_all, 0.0)
     c_nu = 0.5 * special.digamma((nu + 1.0) / 2.0) - 0.5 * special.digamma(nu / 2.0) - 0.5 / nu2
-    v = (dl_ds * d[:, 0], dl_ds * d[:, 1], dl_ds * d[:, 2],
+    v = (dl_ds * d[0], dl_ds * d[1], dl_ds * d[2],
          np.where(mask, c_nu - 0.5 * l1q + 0.5 * (nu + 1.0) * r / nu2, 0.0))
     g_orig = np.stack([_colsum(vi) for vi in v], axis=1)  # (B, 4)
     h_orig = np.empty((b_len, 4, 4))
     for i in range(4):
         for j in range(i, 4):
-            h_orig[:, i, j] = h_orig[:, j, i] = _colsum(v[i] * v[j])
+            h_orig[:, i, j] = h_orig[:, j, i] = _colsum_prod(v[i], v[j])
     jac = np.zeros((b_len, 4, 4))  # d(omega, alpha, beta, nu) / d(a, b, c, d)
     dp_db = p * (1.0 - sb)
     dsc_dc = sc * (1.0 - sc)
@@ -242,10 +247,13 @@ def fit_batch(returns: np.ndarray, min_obs: int = 250, max_iter: int = 200, tol:
             if act.size == 0:
                 break
             e2a, ma, bca, tha = sub_e2[:, act], sub_m[:, act], sub_bc[act], sub_theta[:, act]
-            lla, grad, hess = _scores(e2a, ma, tha, bca)
             if cur is None:
+                lla, grad, hess = _scores(e2a, ma, tha, bca)
                 cur = np.full(idx.size, -np.inf)
-            cur[act] = lla
+                cur[act] = lla
+            else:  # theta is the last line search's accepted point: its log-likelihood is cur (the same bits)
+                _, grad, hess = _scores(e2a, ma, tha, bca, with_loglik=False)
+                lla = cur[act]
             hess = hess + 1e-8 * np.eye(4)
             step = np.linalg.solve(hess, grad[..., None])[..., 0].T  # (4, A)
             lam = np.ones(act.size)
