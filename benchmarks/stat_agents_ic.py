@@ -25,6 +25,7 @@ from stat_agents import AGENTS, REAL, _columns  # noqa: E402  (the sibling bench
 from trading_assets.defs.partitions import session_blocks  # noqa: E402
 from trading_assets.domain import calendar  # noqa: E402
 from trading_assets.domain.agents import AgentContext  # noqa: E402
+from trading_assets.domain.agents import history as hist  # noqa: E402
 from trading_assets.domain.evaluation.ic import session_metrics  # noqa: E402
 from trading_assets.settings import AgentSettings  # noqa: E402
 
@@ -40,7 +41,8 @@ def main() -> None:
     )
     s = AgentSettings()
     sessions = history["date"].unique().sort().to_list()
-    fits = pl.concat([a.fit(history, a.fit_sessions(sessions, s), s, None) for a in AGENTS])
+    rows = history.select("date", "symbol")
+    fits = pl.concat([hist.fit_all(a, history, rows, s) for a in AGENTS])  # every fit the sessions use (staggered)
     n_hist = max(a.history(s).sessions for a in AGENTS)
     outs = []
     for lo, hi in session_blocks(sessions, history["symbol"].n_unique()):

@@ -35,25 +35,49 @@ def read_fits(wh: Warehouse, agent: str, version: str, fit_dates: list[date]) ->
     return df.cast(AGENT_FIT_SCHEMA) if df.height else pl.DataFrame(schema=AGENT_FIT_SCHEMA)  # type: ignore[arg-type]
 
 
+def read_pair_fits(wh: Warehouse, agent: str, version: str, pairs: pl.DataFrame) -> pl.DataFrame:
+    """The stored fits of exactly these (fit_date, symbol) pairs (a daily run's ~one per symbol, where a read by
+    fit dates would bring every symbol of the cadence's last sessions when refits are staggered)."""
+    if pairs.height == 0:
+        return pl.DataFrame(schema=AGENT_FIT_SCHEMA)
+    df = wh.read(
+        "SELECT f.fit_date, f.agent, f.symbol, f.params, f.converged, f.n_obs, f.loglik, f.message, f.agent_version "
+        "FROM agent_fits f JOIN (SELECT unnest(?::DATE[]) AS d, unnest(?::VARCHAR[]) AS s) k ON f.fit_date = k.d AND f.symbol = k.s "
+        "WHERE f.agent = ? AND f.agent_version = ? ORDER BY f.fit_date, f.symbol",
+        [pairs["fit_date"].to_list(), pairs["symbol"].to_list(), agent, version],
+    )
+    return df.cast(AGENT_FIT_SCHEMA) if df.height else pl.DataFrame(schema=AGENT_FIT_SCHEMA)  # type: ignore[arg-type]
+
+
+_PAIR_READ_MAX = 20_000  # up to this many (fit_date, symbol) pairs the stored fits are read pair by pair
+
+
 def ensure_fits(wh: Warehouse, agent, settings: AgentSettings, sessions: list[date], symbols: list[str],
                 benchmark: str | None, run_id: str, history_columns: list[str]) -> tuple[pl.DataFrame, dict]:
     """(the agent's fits for `sessions`, stats {reused, computed, failed: [(fit_date, symbol, message)]})."""
     version = agent.fit_version(settings)
-    needed = agent.fit_sessions(sessions, settings)
-    stored = read_fits(wh, agent.name, version, needed)
     market = bool(getattr(agent, "market_level", False))
-    have = set(zip(stored["fit_date"].to_list(), stored["symbol"].to_list()))
-    # which symbols use which grid session: a features row on a session mapped to it
-    present = wh.read_window("features", sessions[0], sessions[-1], symbols=symbols, columns=["date", "symbol"], order_by="date, symbol")
     missing: dict[date, set[str]] = {}
     if market:
+        needed = agent.fit_sessions(sessions, settings)
+        stored = read_fits(wh, agent.name, version, needed)
+        have = set(zip(stored["fit_date"].to_list(), stored["symbol"].to_list()))
         for r in needed:
             if (r, MARKET) not in have:
                 missing[r] = {MARKET}
     else:
-        # the fit date of each (session, symbol) row: the symbol's own phase of the grid when staggered
+        # which symbols use which fit: a features row on a session mapped to it (the symbol's own phase of the
+        # grid when staggered)
+        present = wh.read_window("features", sessions[0], sessions[-1], symbols=symbols, columns=["date", "symbol"],
+                                 order_by="date, symbol")
         pairs = agent.fit_dates(present, settings).select(fit_date=pl.col("_grid"), symbol=pl.col("symbol")).unique()
-        stored = stored.join(pairs, on=["fit_date", "symbol"], how="semi")  # only the pairs these sessions use
+        pairs = pairs.sort("fit_date", "symbol")
+        if pairs.height <= _PAIR_READ_MAX:
+            stored = read_pair_fits(wh, agent.name, version, pairs)
+        else:  # a range: by fit dates, then only the pairs these sessions use
+            stored = read_fits(wh, agent.name, version, sorted(pairs["fit_date"].unique().to_list()))
+            stored = stored.join(pairs, on=["fit_date", "symbol"], how="semi")
+        have = set(zip(stored["fit_date"].to_list(), stored["symbol"].to_list()))
         for r, s in pairs.iter_rows():
             if (r, s) not in have:
                 missing.setdefault(r, set()).add(s)

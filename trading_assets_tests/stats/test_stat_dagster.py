@@ -106,6 +106,11 @@ def test_a_daily_run_at_t_equals_the_range_run(runs):
     assert day(runs["split"]).equals(day(runs["original"]))
     # the daily run reused the stored fits or recomputed identical ones
     assert _fits(runs["split"], T).equals(_fits(runs["original"], T))
+    # ... reused: every fit dated before t is still the range run's row; the daily run wrote only the fits
+    # dated t (staggered: the symbols whose phase falls on t)
+    ids = runs["split"].read("SELECT fit_date = ? AS at_t, run_id FROM agent_fits GROUP BY ALL", [T])
+    before, at_t = ids.filter(~pl.col("at_t"))["run_id"], ids.filter(pl.col("at_t"))["run_id"]
+    assert before.len() == 1 and (at_t.len() == 0 or (at_t.len() == 1 and at_t[0] != before[0]))
 
 
 def test_explain_shows_the_fitted_state(runs):
