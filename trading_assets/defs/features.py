@@ -1,7 +1,9 @@
 """[features] The wide `features` table: every catalog feature per (session, symbol), point in time.
 
 Reads price_history from settings.history_start (recursive EMA/RSI/ATR need their whole past, so a
-session's values never depend on where a run starts), all corporate actions known by the window end
+session's values never depend on where a run starts) -- except for a short window (a daily run) whose
+previous session left a usable state (feature_state; domain/features/incremental.py): its symbols are
+continued from that state and their last TRAILING_BARS bars only. Reads all corporate actions known by the window end
 (the provider's and the inferred ones, store/known_actions.py) and the quality failures and held
 moves (MOVE_UNCONFIRMED) up to the window end, computes the window's rows with the pure `window_chunks` (compute_features' values
 bit for bit, chunk by chunk of symbols, so memory is bounded by a chunk: 2,000 symbols x 5 years
@@ -20,9 +22,12 @@ import polars as pl
 
 from trading_assets.defs.partitions import SESSIONS, SINGLE_RUN, lookback, window_of
 from trading_assets.defs.resources import PipelineConfig, WarehouseResource
+from trading_assets.domain import calendar
 from trading_assets.domain.features import FEATURE_NAMES, feature_version
-from trading_assets.domain.features.compute import window_chunks
+from trading_assets.domain.features.compute import ONE_PASS_MAX_SESSIONS, window_chunks
 from trading_assets.domain.features.catalog import BY_NAME, sql_columns
+from trading_assets.domain.features.incremental import state_version
+from trading_assets.store import feature_state
 from trading_assets.store.known_actions import actions_known_by
 from trading_assets.store.staged_writes import replace_window_in_chunks
 
@@ -130,18 +135,39 @@ def features_asset(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     read_from = min(settings.history_start, start)
 
     t0 = time.perf_counter()
-    bars = wh.read_window("price_history", read_from, end, symbols=universe, columns=_BAR_COLUMNS)
+    version_of_state = state_version(settings.features, settings.history_start)
+    # a short window continues the symbols whose state after the previous session is still true of
+    # the warehouse (store/feature_state.py); the others are computed from their first session
+    state, fallback = None, {"no_state": len(universe), "other_version": 0, "inputs_changed": 0}
+    if len(sessions) <= ONE_PASS_MAX_SESSIONS and start > read_from:
+        state, fallback = feature_state.usable_states(wh, calendar.previous_session(start), universe, version_of_state, settings.features)
+    continued = set(state["symbol"]) if state is not None else set()
+    full = [s for s in universe if s not in continued]
+    if full and settings.benchmark in continued:  # the benchmark's whole history feeds the full symbols' RB
+        continued.discard(settings.benchmark)
+        state = state.filter(pl.col("symbol") != settings.benchmark)
+        full = [s for s in universe if s not in continued]
+        fallback["benchmark_for_full"] = 1
+    parts = []
+    if full:
+        parts.append(wh.read_window("price_history", read_from, end, symbols=full, columns=_BAR_COLUMNS))
+    if continued:
+        parts.append(wh.read_window("price_history", state["tail_start"].min(), end, symbols=sorted(continued), columns=_BAR_COLUMNS))
+    bars = pl.concat(parts).sort("symbol", maintain_order=True) if len(parts) > 1 else parts[0]
+    bad_from = read_from if full else state["tail_start"].min()
     # provider actions and the inferred ones known by the window end (store/known_actions.py)
     actions = actions_known_by(wh, end, universe)
     # bars left out of every window: failed quality, or held (an extreme move not confirmed yet)
     bad = wh.read(
-        "SELECT date, symbol FROM data_quality_log WHERE (NOT passed OR list_contains(reason_codes, 'MOVE_UNCONFIRMED')) "
+        f"SELECT date, symbol FROM data_quality_log WHERE {feature_state.EXCLUDED_BARS} "
         "AND date BETWEEN ? AND ? AND symbol IN (SELECT unnest(?::VARCHAR[])) ORDER BY date, symbol",
-        [read_from, end, universe],
+        [bad_from, end, universe],
     )
     t1 = time.perf_counter()
     bars_read = bars.height
-    chunks = window_chunks(bars, actions, settings.benchmark, bad, settings.features, start, end, symbols=written)
+    states_out: list[pl.DataFrame] = []
+    chunks = window_chunks(bars, actions, settings.benchmark, bad, settings.features, start, end, symbols=written,
+                           state=state if continued else None, state_out=states_out)  # fmt: skip
     del bars  # window_chunks keeps its narrow adjusted copy, chunk by chunk, and drops the bars
 
     # Computed and written in chunks of symbols (window_chunks: the same values as compute_features
@@ -174,6 +200,9 @@ def features_asset(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     t2 = time.perf_counter()
     replace_window_in_chunks(wh, "features", frames(), start, end, symbols=written)
     t3 = time.perf_counter()
+    states = pl.concat(states_out) if states_out else pl.DataFrame()
+    feature_state.write_states(wh, states.sort("symbol") if states.height else states, end, start, version_of_state, context.run.run_id)
+    t4 = time.perf_counter()
 
     empty_sessions = [d for d in sessions if d not in stats.per_session]
     non_finite = dict(sorted(stats.non_finite.items()))
@@ -225,6 +254,11 @@ def features_asset(context: dg.AssetExecutionContext, warehouse: WarehouseResour
             # compute and write interleave (chunk by chunk): compute = preparing + the chunks' features
             "compute_seconds": round(t2 - t1 + compute_seconds, 3),
             "write_seconds": round(t3 - t2 - compute_seconds, 3),
+            "state_seconds": round(t4 - t3, 3),
+            # incremental daily path (domain/features/incremental.py): symbols continued from the
+            # previous session's state, and why the others were recomputed from their first session
+            "symbols_continued": len(continued),
+            "symbols_recomputed": dg.MetadataValue.json({"total": len(full), **fallback}),
         },
         check_results=checks,
     )

@@ -17,6 +17,7 @@ applies. Rows are the symbol's usable bars in date order: a window of n is n bar
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import polars as pl
 
@@ -71,16 +72,48 @@ def flag(cond: pl.Expr) -> pl.Expr:
     return cond.cast(pl.Float64)
 
 
-def seeded_ewm(x: pl.Expr, n_seed: int, seed_at: int, alpha: float) -> pl.Expr:
-    """TA-Lib-style recursive average of x (per symbol; wrap in ts()).
+# --- recursions (EMA, Wilder, EWMA): named state so a daily run can continue them ---------------
+REC_PREFIX = "_rec_"  # column of a recursion's value y_k (Q units), per symbol and bar
+CARRY_PREFIX = "_carry_"  # incremental runs: y at the carry bar, from the stored state (features/incremental.py)
+ICARRY = "_icarry"  # incremental runs: the carry bar's index I (null: the symbol is computed from its first bar)
+
+
+@dataclass(frozen=True)
+class Recursion:
+    """A first-order recursion of a per-symbol input x (TA-Lib style):
 
         y_k = null                           for bar index k < seed_at
-        y_k = mean(x_{k-n_seed+1} .. x_k)    for k = seed_at       (the seed: a simple average)
+        y_k = mean(x_{k-n_seed+1} .. x_k)    for k = seed_at       (the seed; n_seed = 1: y = x_k)
         y_k = (1 - alpha) y_{k-1} + alpha x_k  for k > seed_at
 
     EMA(n): alpha = 2/(n+1), seed = SMA(n) at k = n-1. Wilder (RSI, ATR): alpha = 1/n, seed = mean of
-    the first n values at k = n (the first value needs a previous close).
+    the first n values at k = n (the first value needs a previous close). EWMA variance: n_seed = 1 at
+    the first return. A feature whose value depends on its whole past declares its recursions in the
+    catalog (FeatureSpec.recursions) and reads them with `rec(key)`: compute.py evaluates each one as
+    a column, so its last value is a state a daily run can continue from (features/incremental.py),
+    where every other feature only needs its trailing window of bars.
     """
-    seed = x.rolling_mean(n_seed)
-    z = pl.when(col(I) < seed_at).then(null()).when(col(I) == seed_at).then(seed).otherwise(x)
-    return z.ewm_mean(alpha=alpha, adjust=False)
+
+    key: str  # unique name; the column is REC_PREFIX + key
+    x: pl.Expr  # the input, Q units (evaluated per symbol)
+    alpha: float
+    seed_at: int
+    n_seed: int
+
+
+def rec(key: str) -> pl.Expr:
+    """The value y_k of the recursion `key` on the bar (a column compute.py adds before the stage)."""
+    return col(REC_PREFIX + key)
+
+
+def recursion_expr(r: Recursion, incremental: bool = False) -> pl.Expr:
+    """The column of recursion r (see Recursion). incremental: a symbol with a carry (ICARRY not null)
+    starts from the stored y at bar ICARRY instead of its seed; the recursion then runs through the
+    same operations as from the first bar (polars' ewm_mean with adjust=False starts at its first
+    non-null value exactly), so the continued values equal the full recomputation's bit for bit."""
+    seed = r.x if r.n_seed == 1 else r.x.rolling_mean(r.n_seed)
+    z = pl.when(col(I) < r.seed_at).then(null()).when(col(I) == r.seed_at).then(seed).otherwise(r.x)
+    if incremental:
+        carry = col(CARRY_PREFIX + r.key)
+        z = pl.when(col(I) < col(ICARRY)).then(null()).when(col(I) == col(ICARRY)).then(carry).otherwise(z)
+    return ts(z.ewm_mean(alpha=r.alpha, adjust=False)).alias(REC_PREFIX + r.key)

@@ -30,7 +30,7 @@ from trading_assets.domain.features import oscillators as osc
 from trading_assets.domain.features import returns as ret
 from trading_assets.domain.features import trend
 from trading_assets.domain.features import volatility as vol
-from trading_assets.domain.features._base import CLOSE, col, safe_div
+from trading_assets.domain.features._base import CLOSE, Recursion, col, rec, safe_div
 from trading_assets.settings import FeatureSettings
 
 # Stages at or above this are cross-sectional (evaluated over the session's symbols, benchmark excluded).
@@ -80,6 +80,10 @@ class FeatureSpec:
     build: Callable[[FeatureSettings], pl.Expr] = dataclasses.field(compare=False, repr=False)
     stage: int = 1
     talib: str = ""  # the TA-Lib call it equals, when one exists
+    # the recursions (EMA, Wilder, EWMA) the feature reads with `rec(key)`, evaluated as columns at the
+    # start of its stage; the only per-feature code the incremental daily path needs
+    # (features/incremental.py): every other feature just needs its trailing window of bars
+    recursions: Callable[[FeatureSettings], tuple[Recursion, ...]] | None = dataclasses.field(default=None, compare=False, repr=False)
 
     def describe(self) -> dict:
         """The entry as plain data (everything but the builder): hashed into the feature version."""
@@ -99,8 +103,8 @@ class FeatureSpec:
 _ENTRIES: list[FeatureSpec] = []
 
 
-def _add(name, group, formula, window, warmup, inputs, unit, build, stage=1, talib=""):
-    _ENTRIES.append(FeatureSpec(name, group, formula, window, warmup, tuple(inputs), unit, build, stage, talib))
+def _add(name, group, formula, window, warmup, inputs, unit, build, stage=1, talib="", recursions=None):
+    _ENTRIES.append(FeatureSpec(name, group, formula, window, warmup, tuple(inputs), unit, build, stage, talib, recursions))
 
 
 _CLOSE, _HLC, _OHLC, _CV, _HLCV = ("close",), ("high", "low", "close"), ("open", "high", "low", "close"), ("close", "volume"), ("high", "low", "close", "volume")
@@ -124,11 +128,14 @@ for n in (5, 10, 20, 60, 120, 252):
          lambda s, n=n: vol.rolling_vol(n, s.annualization))
 for n in (20, 60):
     _add(f"ewma_vol_{n}", "volatility", f"sqrt(A * s2_t), s2_t = (1-a) s2_t-1 + a R_t^2, a = 2/({n}+1), s2_1 = R_1^2",
-         n + 1, n, _CLOSE, "annualized", lambda s, n=n: vol.ewma_vol(2.0 / (n + 1), n, s.annualization))
+         n + 1, n, _CLOSE, "annualized", lambda s, n=n: vol.ewma_vol(f"ewma_vol_{n}", n, s.annualization),
+         recursions=lambda s, n=n: (vol.ewma_variance(f"ewma_vol_{n}", 2.0 / (n + 1)),))
 _add("ewma_vol_fast", "volatility", "sqrt(A * s2_t), s2_t = lambda s2_t-1 + (1-lambda) R_t^2, lambda = ewma_lambda_fast (0.94, RiskMetrics)",
-     21, 20, _CLOSE, "annualized", lambda s: vol.ewma_vol(1.0 - s.ewma_lambda_fast, s.ewma_min_obs, s.annualization))
+     21, 20, _CLOSE, "annualized", lambda s: vol.ewma_vol("ewma_vol_fast", s.ewma_min_obs, s.annualization),
+     recursions=lambda s: (vol.ewma_variance("ewma_vol_fast", 1.0 - s.ewma_lambda_fast),))
 _add("ewma_vol_slow", "volatility", "sqrt(A * s2_t), s2_t = lambda s2_t-1 + (1-lambda) R_t^2, lambda = ewma_lambda_slow (0.97)",
-     21, 20, _CLOSE, "annualized", lambda s: vol.ewma_vol(1.0 - s.ewma_lambda_slow, s.ewma_min_obs, s.annualization))
+     21, 20, _CLOSE, "annualized", lambda s: vol.ewma_vol("ewma_vol_slow", s.ewma_min_obs, s.annualization),
+     recursions=lambda s: (vol.ewma_variance("ewma_vol_slow", 1.0 - s.ewma_lambda_slow),))
 for n in (20, 60):
     _add(f"realized_vol_{n}", "volatility", f"sqrt(A / {n} * sum(R^2 over {n}))", n + 1, n, _CLOSE, "annualized",
          lambda s, n=n: vol.realized_vol(n, s.annualization))
@@ -143,7 +150,8 @@ _add("vol_ratio_20_60", "volatility", "vol_20 / vol_60", 61, 60, ("vol_20", "vol
 _add("trange_1", "volatility", "max(H_t, C_t-1) - min(L_t, C_t-1)", 2, 1, _HLC, "price", lambda s: vol.true_range(), talib="TRANGE(high, low, close)")
 for n in (14, 20):
     _add(f"atr_{n}", "volatility", f"Wilder mean of the true range: seed mean(TR_1..TR_{n}), then ((n-1) ATR_t-1 + TR_t) / n",
-         n + 1, n, _HLC, "price", lambda s, n=n: vol.atr(n), talib=f"ATR(high, low, close, {n})")
+         n + 1, n, _HLC, "price", lambda s, n=n: vol.atr(n), talib=f"ATR(high, low, close, {n})",
+         recursions=lambda s, n=n: (vol.atr_recursion(n),))
     _add(f"natr_{n}", "volatility", f"100 * atr_{n} / C", n + 1, n, (f"atr_{n}", "close"), "percent",
          lambda s, n=n: vol.natr(f"atr_{n}"), stage=2, talib=f"NATR(high, low, close, {n})")
 
@@ -152,7 +160,7 @@ for n in (10, 20, 50, 100, 200):
     _add(f"sma_{n}", "moving_averages", f"mean(C over {n})", n, n - 1, _CLOSE, "price", lambda s, n=n: trend.sma(n), talib=f"SMA(close, {n})")
 for n in (5, 10, 12, 20, 26, 50, 100, 200):
     _add(f"ema_{n}", "moving_averages", f"seed SMA_{n} at bar {n - 1}, then EMA_t-1 + 2/({n}+1) (C_t - EMA_t-1)", n, n - 1, _CLOSE, "price",
-         lambda s, n=n: trend.ema(n), talib=f"EMA(close, {n})")
+         lambda s, n=n: trend.ema(n), talib=f"EMA(close, {n})", recursions=lambda s, n=n: (trend.ema_recursion(n),))
 for n in (5, 10, 20, 50, 100, 200):
     _add(f"ema_slope_{n}", "moving_averages", f"ema_{n},t / ema_{n},t-1 - 1", n + 1, n, (f"ema_{n}",), "decimal",
          lambda s, n=n: trend.slope(f"ema_{n}"), stage=2)
@@ -175,7 +183,8 @@ _add("death_cross", "moving_averages", "1.0 if sma_50 < sma_200 at t and sma_50 
 _add("macd_12_26", "moving_averages", "ema_12 - ema_26", 26, 25, ("ema_12", "ema_26"), "price",
      lambda s: trend.difference("ema_12", "ema_26"), stage=2, talib="MACD(close, 12, 26, 9)[0] (after TA-Lib's later seed decays)")
 _add("macd_signal_12_26_9", "moving_averages", "EMA_9 of macd_12_26 (seed: mean of its first 9 values)", 34, 33, ("macd_12_26",), "price",
-     lambda s: trend.ema_of("macd_12_26", 9, 25), stage=3, talib="MACD(close, 12, 26, 9)[1] (after TA-Lib's later seed decays)")
+     lambda s: rec("macd_signal_12_26_9"), stage=3, talib="MACD(close, 12, 26, 9)[1] (after TA-Lib's later seed decays)",
+     recursions=lambda s: (trend.ema_of_recursion("macd_signal_12_26_9", "macd_12_26", 9, 25),))
 _add("macd_hist_12_26_9", "moving_averages", "macd_12_26 - macd_signal_12_26_9", 34, 33, ("macd_12_26", "macd_signal_12_26_9"), "price",
      lambda s: trend.difference("macd_12_26", "macd_signal_12_26_9"), stage=4, talib="MACD(close, 12, 26, 9)[2] (after TA-Lib's later seed decays)")
 
@@ -194,7 +203,7 @@ _add("mom_12_1_vol_adj", "momentum", "mom_12_1 / vol_252", 253, 252, ("mom_12_1"
 # --- oscillators ---------------------------------------------------------------------------------
 for n in (7, 14, 21):
     _add(f"rsi_{n}", "oscillators", f"100 AG/(AG+AL), Wilder means (1/{n}) of gains/losses of C, seeded by the first {n}", n + 1, n,
-         _CLOSE, "index", lambda s, n=n: osc.rsi(n), talib=f"RSI(close, {n})")
+         _CLOSE, "index", lambda s, n=n: osc.rsi(n), talib=f"RSI(close, {n})", recursions=lambda s, n=n: osc.wilder_gain_loss(n))
 _add("cmo_14", "oscillators", "100 (AG-AL)/(AG+AL) with rsi_14's Wilder means = 2 rsi_14 - 100", 15, 14, ("rsi_14",), "index",
      lambda s: osc.cmo_from_rsi("rsi_14"), stage=2, talib="CMO(close, 14)")
 for n in (20, 60, 120):
@@ -281,6 +290,23 @@ CATALOG: tuple[FeatureSpec, ...] = tuple(_ENTRIES)
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in CATALOG)
 BY_NAME: dict[str, FeatureSpec] = {f.name: f for f in CATALOG}
 del _ENTRIES
+
+
+def recursions(settings: FeatureSettings) -> list[tuple[int, Recursion]]:
+    """(stage, recursion) of every recursive feature, in catalog order (keys are unique)."""
+    out = [(f.stage, r) for f in CATALOG if f.recursions is not None for r in f.recursions(settings)]
+    keys = [r.key for _, r in out]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"recursion keys must be unique: {sorted(k for k in set(keys) if keys.count(k) > 1)}")
+    return out
+
+
+# The bars before session t that any feature's value at t reads, besides its recursions' states (what
+# a daily run reads instead of the whole history; features/incremental.py). The longest is
+# max_dd_252: a 252-bar maximum of drawdowns each measured from a 252-bar peak = 2 x 252 - 1 = 503
+# bars back; the rest need <= 253. A margin on top; the equivalence test
+# (features/test_incremental.py) fails if a feature added to the catalog needs more.
+TRAILING_BARS = 512
 
 
 def feature_version(settings: FeatureSettings) -> str:

@@ -37,8 +37,10 @@ from datetime import date
 import polars as pl
 
 from trading_assets.domain.features import benchmark as bm
-from trading_assets.domain.features._base import DV, MEMBER, RB, C, F, H, I, L, O, R, S, V, col, ts
-from trading_assets.domain.features.catalog import CATALOG, CROSS_SECTION_STAGE, FEATURE_NAMES
+from trading_assets.domain.features import incremental
+from trading_assets.domain.features._base import DV, MEMBER, RB, C, F, H, I, L, O, R, S, V, col, recursion_expr, ts
+from trading_assets.domain.features.incremental import I0
+from trading_assets.domain.features.catalog import CATALOG, CROSS_SECTION_STAGE, FEATURE_NAMES, recursions
 from trading_assets.settings import FeatureSettings
 
 BAR_COLUMNS = ("date", "symbol", "open", "high", "low", "close", "volume")
@@ -129,11 +131,14 @@ def _prepare(
     factors: pl.DataFrame,
     benchmark: str,
     flagged: pl.DataFrame | None,
+    carry: pl.DataFrame | None = None,
 ) -> pl.LazyFrame:
     """Steps 1-2 and the provenance inputs: every bar with F, S, _ok, the benchmark's ln Q on the
     session (_lqb) and history_rows, in (symbol, date) order. Narrow (no feature yet). A symbol's
     rows depend only on its own bars, actions and verdicts and on the benchmark's (through _lqb).
-    factors: adjustment_factors(actions); flagged: _flagged(bad_bars)."""
+    factors: adjustment_factors(actions); flagged: _flagged(bad_bars); carry: incremental.carry_frame
+    of the symbols continued from a state (their bars start at the state's tail_start, so their bar
+    indexes and history_rows are offset by I0)."""
     base = _validated_bars(bars).lazy()
     base = (
         base.sort("date", "symbol")
@@ -150,11 +155,11 @@ def _prepare(
         base.filter((pl.col("symbol") == benchmark) & pl.col(_OK))
         .select("date", (pl.col("close") / pl.col(F)).log().alias(_LQB))
     )
-    return (
-        base.join(bench, on="date", how="left")
-        .sort("symbol", "date")
-        .with_columns(pl.col(_OK).cast(pl.Int32).cum_sum().over("symbol").alias("history_rows"))
-    )
+    base = base.join(bench, on="date", how="left").sort("symbol", "date")
+    if carry is None:
+        return base.with_columns(pl.col(_OK).cast(pl.Int32).cum_sum().over("symbol").alias("history_rows"))
+    base = base.join(carry.lazy(), on="symbol", how="left", maintain_order="left").with_columns(pl.col(I0).fill_null(0))
+    return base.with_columns((pl.col(_OK).cast(pl.Int64).cum_sum().over("symbol") + pl.col(I0)).cast(pl.Int32).alias("history_rows"))
 
 
 _PER_SYMBOL_STAGES = sorted({f.stage for f in CATALOG if f.stage < CROSS_SECTION_STAGE})
@@ -164,12 +169,13 @@ XS_FEATURES = tuple(f.name for f in CATALOG if f.stage >= CROSS_SECTION_STAGE)
 XS_INPUTS = tuple(dict.fromkeys(i for f in CATALOG if f.stage >= CROSS_SECTION_STAGE for i in f.inputs))
 
 
-def _per_symbol(base: pl.LazyFrame, benchmark: str, settings: FeatureSettings) -> pl.LazyFrame:
+def _per_symbol(base: pl.LazyFrame, benchmark: str, settings: FeatureSettings, incremental: bool = False) -> pl.LazyFrame:
     """Step 3, per-symbol part: the usable bars with the base series and every feature of the stages
     before CROSS_SECTION_STAGE (each `.over("symbol")`, so a symbol's values depend on its own rows
     and the benchmark's _lqb only: any subset of whole symbols gives the same values)."""
+    index = pl.int_range(pl.len()).over("symbol")
     good = base.filter(pl.col(_OK)).with_columns(
-        pl.int_range(pl.len()).over("symbol").alias(I),
+        (index + pl.col(I0) if incremental else index).alias(I),
         (pl.col("close") / pl.col(F)).alias(C),
         (pl.col("high") / pl.col(F)).alias(H),
         (pl.col("low") / pl.col(F)).alias(L),
@@ -183,7 +189,11 @@ def _per_symbol(base: pl.LazyFrame, benchmark: str, settings: FeatureSettings) -
         ts(pl.col(_LQB) - pl.col(_LQB).shift(1)).alias(RB),
     )
     good = good.with_columns(bm.window_sums())
+    recs = recursions(settings)  # incremental: each restarts from its carry where the frame has one
     for stage in _PER_SYMBOL_STAGES:
+        here = [recursion_expr(r, incremental) for s, r in recs if s == stage]
+        if here:
+            good = good.with_columns(here)
         good = good.with_columns([f.build(settings).alias(f.name) for f in CATALOG if f.stage == stage])
     return good
 
@@ -274,6 +284,8 @@ def window_chunks(
     end: date,
     symbols: list[str] | None = None,
     chunk_symbols: int = CHUNK_SYMBOLS,
+    state: pl.DataFrame | None = None,
+    state_out: list[pl.DataFrame] | None = None,
 ) -> Iterator[pl.DataFrame]:
     """compute_features(bars, ...) restricted to start <= date <= end (and to `symbols`, if given):
     the same rows and values bit for bit, yielded in chunks of whole symbols (each chunk in (symbol,
@@ -289,6 +301,12 @@ def window_chunks(
     in the same order) -> the cross-sectional features across all symbols of each session. Pass 2:
     per chunk, every per-symbol feature, the window's rows joined with their cross-sectional values,
     rescaled, flagged rows merged back in. (A bars duplicate is reported with its chunk's count.)
+
+    state (incremental.py): the state after the session before `start` of the symbols to continue
+    (history_rows, last_bar, tail_start and the recursions' values); their bars before tail_start are
+    not used (the caller need not read them), the others are computed from their first bar. Only for
+    a window of <= ONE_PASS_MAX_SESSIONS sessions. state_out: a list that receives, chunk by chunk,
+    every symbol's state after `end` (incremental.extract_state), for the next run.
     """
     if chunk_symbols < 1:
         raise ValueError(f"chunk_symbols must be >= 1, got {chunk_symbols}")
@@ -303,12 +321,23 @@ def window_chunks(
         bars = bars.sort("symbol", maintain_order=True)
     factors = adjustment_factors(actions)
     flagged = _flagged(bad_bars)
+    carry = None
+    if state is not None and state.height:
+        if benchmark in set(state["symbol"]) and bars.filter(~pl.col("symbol").is_in(state["symbol"].implode())).height:
+            # a symbol computed from its first bar needs the benchmark's returns over its whole history
+            raise ValueError("window_chunks: the benchmark is continued from a state while other symbols are computed "
+                             "from their first bar (compute the benchmark from its first bar too)")  # fmt: skip
+        bars = incremental.tail_bars(bars, state)
+        carry = incremental.carry_frame(state, settings)
     bench_bars = bars.filter(pl.col("symbol") == benchmark)
     in_window = pl.col("date").is_between(start, end)
 
     if bars.filter(in_window)["date"].n_unique() <= ONE_PASS_MAX_SESSIONS:
-        yield from _window_chunks_one_pass(bars, bench_bars, factors, flagged, benchmark, settings, in_window, symbols, chunk_symbols)
+        yield from _window_chunks_one_pass(bars, bench_bars, factors, flagged, benchmark, settings, in_window, symbols, chunk_symbols,
+                                           carry, state, end, state_out)  # fmt: skip
         return
+    if carry is not None:
+        raise ValueError(f"window_chunks: a state continues windows of <= {ONE_PASS_MAX_SESSIONS} sessions only")
 
     prepared: list[tuple[pl.Series, pl.DataFrame]] = []
     narrow: list[pl.DataFrame] = []
@@ -333,7 +362,10 @@ def window_chunks(
             if names.is_empty():
                 continue
             base = base.filter(pl.col("symbol").is_in(names.implode()))
-        good = _per_symbol(base.lazy(), benchmark, settings).collect().filter(in_window)
+        good = _per_symbol(base.lazy(), benchmark, settings).collect()
+        if state_out is not None:
+            state_out.append(incremental.extract_state(good, end, settings))
+        good = good.filter(in_window)
         cross = xs.filter(pl.col("symbol").is_in(names.implode()))
         if not (good["date"].equals(cross["date"]) and good["symbol"].equals(cross["symbol"])):
             raise AssertionError("window_chunks: the two passes' rows differ")  # same rows, same order by construction
@@ -352,6 +384,10 @@ def _window_chunks_one_pass(
     in_window: pl.Expr,
     symbols: list[str] | None,
     chunk_symbols: int,
+    carry: pl.DataFrame | None = None,
+    state: pl.DataFrame | None = None,
+    end: date | None = None,
+    state_out: list[pl.DataFrame] | None = None,
 ) -> Iterator[pl.DataFrame]:
     """window_chunks for a short window (a daily run): every per-symbol feature is computed ONCE per
     chunk and the window's rows kept (small: <= ONE_PASS_MAX_SESSIONS sessions per symbol), instead
@@ -363,9 +399,14 @@ def _window_chunks_one_pass(
         chunk = bars.slice(offset, length)
         if benchmark not in names:
             chunk = pl.concat([chunk, bench_bars], how="vertical_relaxed")
-        base = _prepare(chunk, factors, benchmark, flagged).filter(pl.col("symbol").is_in(names.implode())).collect()
+        base = _prepare(chunk, factors, benchmark, flagged, carry).filter(pl.col("symbol").is_in(names.implode())).collect()
         del chunk
-        good = _per_symbol(base.lazy(), benchmark, settings).collect().filter(in_window)
+        good = _per_symbol(base.lazy(), benchmark, settings, incremental=carry is not None).collect()
+        if carry is not None:
+            incremental.check_tail(good, state.filter(pl.col("symbol").is_in(names.implode())))
+        if state_out is not None:
+            state_out.append(incremental.extract_state(good, end, settings))
+        good = good.filter(in_window)
         kept.append((good, base.filter(in_window)))
     del bars, bench_bars
     narrow = [good.select("date", "symbol", MEMBER, *XS_INPUTS) for good, _ in kept]

@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import polars as pl
 
-from trading_assets.domain.features._base import C, H, I, L, V, col, flag, null, safe_div, seeded_ewm, ts
+from trading_assets.domain.features._base import C, H, I, L, V, Recursion, col, flag, null, rec, safe_div, ts
 
 
-def _wilder_gain_loss(n: int) -> tuple[pl.Expr, pl.Expr]:
+def wilder_gain_loss(n: int) -> tuple[Recursion, Recursion]:
+    """AG_n, AL_n: Wilder averages (alpha 1/n, seeded by the mean of the first n at bar n) of the gains
+    max(dQ, 0) and the losses max(-dQ, 0) of the adjusted close."""
     d = col(C).diff()
-    return seeded_ewm(d.clip(lower_bound=0.0), n, n, 1.0 / n), seeded_ewm((-d).clip(lower_bound=0.0), n, n, 1.0 / n)
+    return (Recursion(f"rsi_{n}_gain", d.clip(lower_bound=0.0), 1.0 / n, n, n),
+            Recursion(f"rsi_{n}_loss", (-d).clip(lower_bound=0.0), 1.0 / n, n, n))
 
 
 def rsi(n: int) -> pl.Expr:
     """rsi_n = 100 * AG / (AG + AL) (TA-Lib RSI): AG, AL = Wilder averages (alpha 1/n, seeded by the
     mean of the first n) of the gains max(dQ, 0) and losses max(-dQ, 0); in [0, 100]. Null if
     AG + AL = 0 (a flat series; TA-Lib writes 0). Warm-up n bars."""
-    ag, al = _wilder_gain_loss(n)
-    return ts(100.0 * safe_div(ag, ag + al))
+    ag, al = rec(f"rsi_{n}_gain"), rec(f"rsi_{n}_loss")
+    return 100.0 * safe_div(ag, ag + al)
 
 
 def cmo_from_rsi(rsi_column: str) -> pl.Expr:

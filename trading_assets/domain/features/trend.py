@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from trading_assets.domain.features._base import C, col, flag, null, safe_div, seeded_ewm, ts
+from trading_assets.domain.features._base import C, Recursion, col, flag, null, rec, safe_div, ts
 
 
 def sma(n: int) -> pl.Expr:
@@ -16,10 +16,14 @@ def sma(n: int) -> pl.Expr:
     return ts(col(C).rolling_mean(n))
 
 
+def ema_recursion(n: int) -> Recursion:
+    """EMA_n of Q (TA-Lib EMA): seed SMA_n at bar n-1, then EMA_t = EMA_{t-1} + k (Q_t - EMA_{t-1}), k = 2/(n+1)."""
+    return Recursion(f"ema_{n}", col(C), 2.0 / (n + 1), n - 1, n)
+
+
 def ema(n: int) -> pl.Expr:
-    """ema_n (TA-Lib EMA): seed SMA_n at bar n-1, then EMA_t = EMA_{t-1} + k (Q_t - EMA_{t-1}),
-    k = 2/(n+1); price units. Warm-up n-1 bars."""
-    return ts(seeded_ewm(col(C), n, n - 1, 2.0 / (n + 1)))
+    """ema_n = the recursion ema_recursion(n); price units. Warm-up n-1 bars."""
+    return rec(f"ema_{n}")
 
 
 def slope(ma_column: str) -> pl.Expr:
@@ -66,7 +70,7 @@ def difference(a_column: str, b_column: str) -> pl.Expr:
     return col(a_column) - col(b_column)
 
 
-def ema_of(column: str, n: int, first_index: int) -> pl.Expr:
+def ema_of_recursion(key: str, column: str, n: int, first_index: int) -> Recursion:
     """EMA of a feature column that starts at bar `first_index`: seed = mean of its first n values
     (at bar first_index + n - 1), then k = 2/(n+1) (TA-Lib's MACD signal line)."""
-    return ts(seeded_ewm(col(column), n, first_index + n - 1, 2.0 / (n + 1)))
+    return Recursion(key, col(column), 2.0 / (n + 1), first_index + n - 1, n)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from trading_assets.domain.features._base import C, H, I, L, LN2, O, R, col, null, safe_div, safe_sqrt, seeded_ewm, ts
+from trading_assets.domain.features._base import C, H, I, L, LN2, O, R, Recursion, col, null, rec, safe_div, safe_sqrt, ts
 
 
 def rolling_vol(n: int, annualization: int) -> pl.Expr:
@@ -12,15 +12,17 @@ def rolling_vol(n: int, annualization: int) -> pl.Expr:
     return ts(col(R).rolling_std(n, ddof=1)) * annualization**0.5
 
 
-def ewma_vol(alpha: float, min_obs: int, annualization: int) -> pl.Expr:
-    """EWMA volatility (zero mean, RiskMetrics form), annualized decimal:
+def ewma_variance(key: str, alpha: float) -> Recursion:
+    """s2_1 = R_1^2 (the first return, bar 1);  s2_t = (1 - alpha) s2_{t-1} + alpha R_t^2."""
+    return Recursion(key, col(R) ** 2, alpha, 1, 1)
 
-        s2_1 = R_1^2;  s2_t = (1 - alpha) s2_{t-1} + alpha R_t^2;  ewma_vol = sqrt(A * s2_t)
 
-    alpha = 2/(n+1) for ewma_vol_n, alpha = 1 - lambda for the lambda-based ones. Null until
-    min_obs returns have been seen.
-    """
-    s2 = ts((col(R) ** 2).ewm_mean(alpha=alpha, adjust=False, min_samples=min_obs))
+def ewma_vol(key: str, min_obs: int, annualization: int) -> pl.Expr:
+    """EWMA volatility (zero mean, RiskMetrics form), annualized decimal: ewma_vol = sqrt(A * s2_t)
+    with s2 the recursion `key` (ewma_variance: alpha = 2/(n+1) for ewma_vol_n, alpha = 1 - lambda
+    for the lambda-based ones). Null until min_obs returns have been seen (bar index >= min_obs: a
+    symbol's usable bars are consecutive, so bar k has seen k returns)."""
+    s2 = pl.when(col(I) >= min_obs).then(rec(key)).otherwise(null())
     return (s2 * annualization).sqrt()
 
 
@@ -59,10 +61,15 @@ def true_range() -> pl.Expr:
     return ts(_tr())
 
 
+def atr_recursion(n: int) -> Recursion:
+    """ATR_n = Wilder average of the true range (TA-Lib ATR): seed mean(TR_1..TR_n) at bar n, then
+    ATR_t = ((n-1) ATR_{t-1} + TR_t) / n."""
+    return Recursion(f"atr_{n}", _tr(), 1.0 / n, n, n)
+
+
 def atr(n: int) -> pl.Expr:
-    """atr_n = Wilder average of the true range (TA-Lib ATR): seed mean(TR_1..TR_n) at bar n, then
-    ATR_t = ((n-1) ATR_{t-1} + TR_t) / n; price units. Warm-up n bars."""
-    return ts(seeded_ewm(_tr(), n, n, 1.0 / n))
+    """atr_n = the recursion atr_recursion(n); price units. Warm-up n bars."""
+    return rec(f"atr_{n}")
 
 
 def natr(atr_column: str) -> pl.Expr:
