@@ -50,7 +50,6 @@ from datetime import date
 
 import numpy as np
 import polars as pl
-from scipy.signal import lfilter
 
 from trading_assets.domain import calendar
 from trading_assets.providers.base import (
@@ -171,6 +170,20 @@ def _std_t(rng: np.random.Generator, nu: float, n: int) -> np.ndarray:
     return rng.standard_t(nu, n) / np.sqrt(nu / (nu - 2.0))
 
 
+def ar1_filter(shocks: np.ndarray, c: float) -> np.ndarray:
+    """X_t = c X_{t-1} + shock_t, X_0 = shock_0, along the last axis of `shocks` (one row per symbol).
+
+    The same floating-point operations as scipy.signal.lfilter([1.0], [1.0, -c], row) -- round(c X_{t-1})
+    then round(+ shock_t) -- so the paths are unchanged bit for bit; it loops over time with every
+    symbol of the batch at once, and spares a run the import of scipy.signal (~0.4 s)."""
+    x = np.ascontiguousarray(np.atleast_2d(shocks).T)  # (time, symbols): each step reads one contiguous row
+    out = np.empty_like(x)
+    prev = out[0] = x[0]
+    for t in range(1, x.shape[0]):
+        prev = out[t] = c * prev + x[t]
+    return out.T.reshape(np.shape(shocks))
+
+
 def _chunk(n: int) -> int:
     """Paths are generated in blocks of 1,024 sessions (values do not depend on the length)."""
     return max(1024, -(-n // 1024) * 1024)
@@ -254,6 +267,7 @@ class SyntheticProvider:
         cols: dict[str, list[np.ndarray]] = {k: [] for k in ("date", "open", "high", "low", "close", "adj_close", "volume")}
         sym_col: list[str] = []
         act_rows: list[tuple] = []
+        self._generate_missing(syms, n)
         for sym in syms:
             path = self._path(sym, n)
             cols["date"].append(day_arr)
@@ -327,7 +341,31 @@ class SyntheticProvider:
             self._path_cache[key] = path
         return path
 
-    def _generate(self, symbol: str, n: int) -> _Path:
+    def _generate_missing(self, symbols: Sequence[str], n: int) -> None:
+        """Generate the paths of length n not cached yet, their AR(1) filters as one batch."""
+        with self._lock:
+            missing = [s for s in dict.fromkeys(symbols) if (s, n) not in self._path_cache]
+        if len(missing) < 2:
+            return
+        filtered = ar1_filter(np.stack([self._idio_shocks(s, n) for s in missing]), 1.0 - self.params.idio_reversion)
+        for sym, x in zip(missing, filtered):
+            path = self._generate(sym, n, x)
+            with self._lock:
+                for k in [k for k in self._path_cache if k[0] == sym]:
+                    del self._path_cache[k]
+                self._path_cache[(sym, n)] = path
+
+    def _idio_shocks(self, symbol: str, n: int) -> np.ndarray:
+        """sigma_i * sqrt(m_t) * e_i,t: the idiosyncratic shocks the AR(1) filter integrates."""
+        p = self.params
+        key = zlib.crc32(symbol.encode())
+        _, mult = self._market(n)
+        u = _rng(self.seed, key, _C_STATIC).random(_STATIC_DRAWS)
+        sigma_i = p.benchmark_tracking_vol if symbol in self._benchmarks else p.idio_vol_range[0] + u[2] * (p.idio_vol_range[1] - p.idio_vol_range[0])
+        return sigma_i * np.sqrt(mult) * _std_t(_rng(self.seed, key, _C_INNOV), p.nu, n)
+
+    def _generate(self, symbol: str, n: int, x: np.ndarray | None = None) -> _Path:
+        """The path of `symbol` over n sessions; x: its filtered idiosyncratic component if already computed."""
         p = self.params
         key = zlib.crc32(symbol.encode())
         bench = symbol in self._benchmarks
@@ -357,9 +395,9 @@ class SyntheticProvider:
         threshold = between(u[9], p.split_threshold_range)
         phase = 1 + int(u[10] * p.action_cadence)
 
-        e_i = _std_t(_rng(self.seed, key, _C_INNOV), p.nu, n)
         # causal AR(1) filter: X_t = (1 - kappa) X_{t-1} + shock_t, so the path stays prefix-stable
-        x = lfilter([1.0], [1.0, -(1.0 - p.idio_reversion)], sigma_i * np.sqrt(mult) * e_i)
+        if x is None:
+            x = ar1_filter(self._idio_shocks(symbol, n), 1.0 - p.idio_reversion)
         r = beta * r_m + gamma * r_s + np.diff(x, prepend=0.0)
         a = p0 * np.exp(np.cumsum(r))  # total-return path A_t
         # daily vol of the symbol in the current regime (scale of gaps, ranges and volume moves)

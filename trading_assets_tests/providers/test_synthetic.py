@@ -276,3 +276,19 @@ def test_defect_validation():
         SyntheticProvider(1, defects=[("gap", "AAPL", D)])
     with pytest.raises(ValueError, match="non-negative"):
         SyntheticProvider(-1)
+
+
+def test_ar1_filter_equals_scipy_lfilter_bit_for_bit():
+    # the provider's own AR(1) loop (no scipy.signal import on the daily path) must keep every path
+    from scipy.signal import lfilter
+
+    from trading_assets.providers.synthetic import ar1_filter
+
+    rng = np.random.default_rng(3)
+    shocks = rng.standard_t(4.0, (7, 3000)) * rng.uniform(0.001, 0.03, (7, 1))
+    c = 1.0 - 0.0005
+    batch = ar1_filter(shocks, c)
+    for row, got in zip(shocks, batch):
+        want = lfilter([1.0], [1.0, -c], row)
+        assert np.array_equal(got, want)
+        assert np.array_equal(ar1_filter(row, c), want)  # one symbol alone
