@@ -84,6 +84,9 @@ class FeatureSpec:
     # start of its stage; the only per-feature code the incremental daily path needs
     # (features/incremental.py): every other feature just needs its trailing window of bars
     recursions: Callable[[FeatureSettings], tuple[Recursion, ...]] | None = dataclasses.field(default=None, compare=False, repr=False)
+    # bars before t its own formula reads, when that is more than window - 1 (max_dd_252: a window of
+    # drawdowns, each from a peak over its own window); features/incremental.py sizes its frames by it
+    reach: int | None = dataclasses.field(default=None, compare=False)
 
     def describe(self) -> dict:
         """The entry as plain data (everything but the builder): hashed into the feature version."""
@@ -103,8 +106,8 @@ class FeatureSpec:
 _ENTRIES: list[FeatureSpec] = []
 
 
-def _add(name, group, formula, window, warmup, inputs, unit, build, stage=1, talib="", recursions=None):
-    _ENTRIES.append(FeatureSpec(name, group, formula, window, warmup, tuple(inputs), unit, build, stage, talib, recursions))
+def _add(name, group, formula, window, warmup, inputs, unit, build, stage=1, talib="", recursions=None, reach=None):
+    _ENTRIES.append(FeatureSpec(name, group, formula, window, warmup, tuple(inputs), unit, build, stage, talib, recursions, reach))
 
 
 _CLOSE, _HLC, _OHLC, _CV, _HLCV = ("close",), ("high", "low", "close"), ("open", "high", "low", "close"), ("close", "volume"), ("high", "low", "close", "volume")
@@ -119,7 +122,7 @@ for n in (20, 60, 252):
     _add(f"dd_{n}", "returns", f"C_t / max(C over {n}) - 1", n, n - 1, _CLOSE, "decimal", lambda s, n=n: ret.drawdown(n))
 _add(
     "max_dd_252", "returns", "max over the last 252 bars j of 1 - C_j / max(C over the up-to-252 bars ending j)",
-    252, 251, _CLOSE, "decimal", lambda s: ret.max_drawdown_proxy(252),
+    252, 251, _CLOSE, "decimal", lambda s: ret.max_drawdown_proxy(252), reach=2 * 252 - 1,
 )
 
 # --- volatility ----------------------------------------------------------------------------------
@@ -301,12 +304,23 @@ def recursions(settings: FeatureSettings) -> list[tuple[int, Recursion]]:
     return out
 
 
+def reach(name: str) -> int:
+    """Bars before t that feature `name`'s value at t reads, through its inputs too (recursions aside:
+    their state carries the rest): its own (`reach`, else window - 1) or an input feature's, whichever
+    is longer. Checked by the equivalence tests (features/test_incremental.py)."""
+    f = BY_NAME[name]
+    own = f.reach if f.reach is not None else f.window - 1
+    return max([own, *(reach(i) for i in f.inputs if i in BY_NAME)])
+
+
 # The bars before session t that any feature's value at t reads, besides its recursions' states (what
 # a daily run reads instead of the whole history; features/incremental.py). The longest is
 # max_dd_252: a 252-bar maximum of drawdowns each measured from a 252-bar peak = 2 x 252 - 1 = 503
 # bars back; the rest need <= 253. A margin on top; the equivalence test
 # (features/test_incremental.py) fails if a feature added to the catalog needs more.
 TRAILING_BARS = 512
+if max(reach(f.name) for f in CATALOG) > TRAILING_BARS - 4:
+    raise AssertionError("a catalog feature reaches further back than TRAILING_BARS allows: raise it")
 
 
 def feature_version(settings: FeatureSettings) -> str:

@@ -39,6 +39,8 @@ import polars as pl
 from trading_assets.domain.features import benchmark as bm
 from trading_assets.domain.features import incremental
 from trading_assets.domain.features._base import DV, MEMBER, RB, C, F, H, I, L, O, R, S, V, col, recursion_expr, ts
+from trading_assets.domain.features._base import ICARRY as I0_CARRY
+from trading_assets.domain.features.catalog import TRAILING_BARS
 from trading_assets.domain.features.incremental import I0
 from trading_assets.domain.features.catalog import CATALOG, CROSS_SECTION_STAGE, FEATURE_NAMES, recursions
 from trading_assets.settings import FeatureSettings
@@ -169,10 +171,14 @@ XS_FEATURES = tuple(f.name for f in CATALOG if f.stage >= CROSS_SECTION_STAGE)
 XS_INPUTS = tuple(dict.fromkeys(i for f in CATALOG if f.stage >= CROSS_SECTION_STAGE for i in f.inputs))
 
 
-def _per_symbol(base: pl.LazyFrame, benchmark: str, settings: FeatureSettings, incremental: bool = False) -> pl.LazyFrame:
+def _per_symbol(
+    base: pl.LazyFrame, benchmark: str, settings: FeatureSettings, incremental: bool = False, only: frozenset[str] | None = None
+) -> pl.LazyFrame:
     """Step 3, per-symbol part: the usable bars with the base series and every feature of the stages
     before CROSS_SECTION_STAGE (each `.over("symbol")`, so a symbol's values depend on its own rows
-    and the benchmark's _lqb only: any subset of whole symbols gives the same values)."""
+    and the benchmark's _lqb only: any subset of whole symbols gives the same values). only: just
+    these features (and their recursions); they must include the features they read."""
+    wanted = [f for f in CATALOG if f.stage < CROSS_SECTION_STAGE and (only is None or f.name in only)]
     index = pl.int_range(pl.len()).over("symbol")
     good = base.filter(pl.col(_OK)).with_columns(
         (index + pl.col(I0) if incremental else index).alias(I),
@@ -188,13 +194,17 @@ def _per_symbol(base: pl.LazyFrame, benchmark: str, settings: FeatureSettings, i
         ts((pl.col(C) / pl.col(C).shift(1)).log()).alias(R),
         ts(pl.col(_LQB) - pl.col(_LQB).shift(1)).alias(RB),
     )
-    good = good.with_columns(bm.window_sums())
-    recs = recursions(settings)  # incremental: each restarts from its carry where the frame has one
+    if any(f.group == "benchmark" for f in wanted):
+        good = good.with_columns(bm.window_sums())
+    # incremental: each recursion restarts from its carry where the frame has one
+    recs = [(f.stage, r) for f in wanted if f.recursions is not None for r in f.recursions(settings)]
     for stage in _PER_SYMBOL_STAGES:
         here = [recursion_expr(r, incremental) for s, r in recs if s == stage]
         if here:
             good = good.with_columns(here)
-        good = good.with_columns([f.build(settings).alias(f.name) for f in CATALOG if f.stage == stage])
+        exprs = [f.build(settings).alias(f.name) for f in wanted if f.stage == stage]
+        if exprs:
+            good = good.with_columns(exprs)
     return good
 
 
@@ -401,12 +411,13 @@ def _window_chunks_one_pass(
             chunk = pl.concat([chunk, bench_bars], how="vertical_relaxed")
         base = _prepare(chunk, factors, benchmark, flagged, carry).filter(pl.col("symbol").is_in(names.implode())).collect()
         del chunk
-        good = _per_symbol(base.lazy(), benchmark, settings, incremental=carry is not None).collect()
-        if carry is not None:
-            incremental.check_tail(good, state.filter(pl.col("symbol").is_in(names.implode())))
-        if state_out is not None:
-            state_out.append(incremental.extract_state(good, end, settings))
-        good = good.filter(in_window)
+        if carry is None:
+            good = _per_symbol(base.lazy(), benchmark, settings).collect()
+            if state_out is not None:
+                state_out.append(incremental.extract_state(good, end, settings))
+            good = good.filter(in_window)
+        else:
+            good = _continued(base, benchmark, settings, in_window, state.filter(pl.col("symbol").is_in(names.implode())), end, state_out)
         kept.append((good, base.filter(in_window)))
     del bars, bench_bars
     narrow = [good.select("date", "symbol", MEMBER, *XS_INPUTS) for good, _ in kept]
@@ -424,6 +435,37 @@ def _window_chunks_one_pass(
             if base.height == 0:
                 continue
         yield _finish(good.lazy(), base.lazy()).collect()
+
+
+def _continued(
+    base: pl.DataFrame,
+    benchmark: str,
+    settings: FeatureSettings,
+    in_window: pl.Expr,
+    state: pl.DataFrame,
+    end: date,
+    state_out: list[pl.DataFrame] | None,
+) -> pl.DataFrame:
+    """The per-symbol features of a chunk's window rows when some symbols continue a state (their
+    frames: the TRAILING_BARS bars before the window and the window). Two frames, so that most
+    features slide over half the bars: incremental.LONG (the features reaching further back than
+    SHORT_BARS, with what they read) on the whole frame, every other feature on a frame whose
+    continued symbols start SHORT_BARS bars before the window (their bar index offset accordingly; a
+    symbol computed from its first bar keeps all its bars in both)."""
+    cut = TRAILING_BARS - incremental.SHORT_BARS
+    long = _per_symbol(base.lazy(), benchmark, settings, incremental=True, only=incremental.LONG_PLAN).collect()
+    incremental.check_tail(long, state)
+    continued = pl.col(I0_CARRY).is_not_null()
+    short_base = base.lazy().filter(~continued | (pl.col("history_rows") > pl.col(I0) + cut)).with_columns(
+        pl.when(continued).then(pl.col(I0) + cut).otherwise(pl.col(I0)).alias(I0)
+    )
+    short = _per_symbol(short_base, benchmark, settings, incremental=True, only=incremental.SHORT_PLAN).collect()
+    if state_out is not None:
+        state_out.append(incremental.extract_state(short, end, settings, dates=long))
+    short, long = short.filter(in_window), long.filter(in_window)
+    if not (short["date"].equals(long["date"]) and short["symbol"].equals(long["symbol"])):
+        raise AssertionError("window_chunks: the two frames' window rows differ")  # same rows, same order by construction
+    return short.hstack(long.select(incremental.LONG).get_columns())
 
 
 def compute_features(

@@ -42,11 +42,29 @@ from datetime import date
 import polars as pl
 
 from trading_assets.domain.features._base import CARRY_PREFIX, I, ICARRY, REC_PREFIX
-from trading_assets.domain.features.catalog import TRAILING_BARS, feature_version, recursions
+from trading_assets.domain.features.catalog import BY_NAME, CATALOG, CROSS_SECTION_STAGE, TRAILING_BARS, feature_version, reach, recursions
 from trading_assets.settings import FeatureSettings
 
 # Bump when what the state holds or how it is continued changes (part of state_version).
 STATE_REVISION = 1
+# A continued symbol's features slide over two frames (compute._continued): the few features reaching
+# further back than SHORT_BARS (catalog.reach: max_dd_252 and calmar_proxy_252, 503 bars) over its
+# TRAILING_BARS bars, all the others over its last SHORT_BARS bars (their longest reach is 252 bars):
+# half the rows for nearly every expression.
+SHORT_BARS = 260
+_PER_SYMBOL = [f for f in CATALOG if f.stage < CROSS_SECTION_STAGE]
+LONG = tuple(f.name for f in _PER_SYMBOL if reach(f.name) > SHORT_BARS - 4)
+
+
+def _with_inputs(names: set[str]) -> set[str]:
+    out = set(names)
+    for n in names:
+        out |= _with_inputs({i for i in BY_NAME[n].inputs if i in BY_NAME})
+    return out
+
+
+LONG_PLAN = frozenset(_with_inputs(set(LONG)))  # what the long frame evaluates
+SHORT_PLAN = frozenset(f.name for f in _PER_SYMBOL if f.name not in LONG)  # ... and the short one
 I0 = "_i0"  # bar index of a continued symbol's first bar in the frame (0 for a symbol computed in full)
 STATE_PREFIX = "r_"  # table column of a recursion's state
 
@@ -104,41 +122,48 @@ def tail_bars(bars: pl.DataFrame, state: pl.DataFrame) -> pl.DataFrame:
 
 
 def check_tail(good: pl.DataFrame, state: pl.DataFrame) -> None:
-    """Each continued symbol's frame must hold exactly TRAILING_BARS usable bars from tail_start to
-    last_bar, the last at last_bar (what the digest guarantees): else the state does not describe
-    these bars, and continuing it would be wrong, so stop with the symbol named."""
+    """Each continued symbol's frame must start at bar I0 and hold its last state bar (index ICARRY)
+    at last_bar -- TRAILING_BARS usable bars from tail_start to last_bar, what the digest guarantees:
+    else the state does not describe these bars, and continuing it would be wrong, so stop with the
+    symbol named. `good`: the per-symbol frame (usable bars, I, I0, ICARRY), sorted by (symbol, date)."""
     if state.height == 0:
         return
     seen = (
-        good.join(state.select("symbol", "last_bar"), on="symbol", how="inner")
-        .filter(pl.col("date") <= pl.col("last_bar"))
+        good.filter(pl.col(ICARRY).is_not_null())
         .group_by("symbol")
-        .agg(pl.len().alias("n"), pl.col("date").max().alias("last"), pl.col("last_bar").first())
+        .agg(pl.col(I).first().alias("first"), pl.col(I0).first(), pl.col("date").filter(pl.col(I) == pl.col(ICARRY)).first().alias("at_carry"))
+        .join(state.select("symbol", "last_bar"), on="symbol", how="right")
     )
-    bad = seen.filter((pl.col("n") != TRAILING_BARS) | (pl.col("last") != pl.col("last_bar")))
-    absent = set(state["symbol"]) - set(seen["symbol"])
-    if bad.height or absent:
-        example = bad.row(0, named=True) if bad.height else {"symbol": sorted(absent)[0]}
-        raise ValueError(f"feature state does not match the bars read for {bad.height + len(absent)} symbol(s), e.g. {example} "
+    bad = seen.filter((pl.col("first") != pl.col(I0)).fill_null(True) | (pl.col("at_carry") != pl.col("last_bar")).fill_null(True))
+    if bad.height:
+        raise ValueError(f"feature state does not match the bars read for {bad.height} symbol(s), e.g. {bad.row(0, named=True)} "
                          f"(expected {TRAILING_BARS} usable bars ending at last_bar)")  # fmt: skip
 
 
-def extract_state(good: pl.DataFrame, as_of: date, settings: FeatureSettings) -> pl.DataFrame:
+def extract_state(good: pl.DataFrame, as_of: date, settings: FeatureSettings, dates: pl.DataFrame | None = None) -> pl.DataFrame:
     """The state after session as_of of every symbol in `good` (compute.py's per-symbol frame: the
-    usable bars with I and the recursion columns) with at least TRAILING_BARS usable bars up to it:
-    its last usable bar <= as_of, its index + 1, the date TRAILING_BARS - 1 bars earlier, and every
-    recursion's value there."""
+    usable bars with I and the recursion columns, sorted by (symbol, date)) with at least
+    TRAILING_BARS usable bars up to it: its last usable bar <= as_of, its index + 1, the date
+    TRAILING_BARS - 1 bars earlier (from `dates`, a frame of the same symbols' usable bars reaching
+    that far back, if `good` does not), and every recursion's value there."""
     keys = recursion_keys(settings)
-    upto = good.filter(pl.col("date") <= as_of)
-    last = upto.group_by("symbol").agg(pl.col(I).max().alias("_last"))
-    rows = upto.join(last, on="symbol")
-    tip = rows.filter(pl.col(I) == pl.col("_last"))
-    first = rows.filter(pl.col(I) == pl.col("_last") - (TRAILING_BARS - 1)).select("symbol", pl.col("date").alias("tail_start"))
-    out = tip.join(first, on="symbol", how="inner").select(
-        pl.col("symbol"),
-        (pl.col(I) + 1).cast(pl.Int64).alias("history_rows"),
-        pl.col("date").alias("last_bar"),
-        pl.col("tail_start"),
-        *(pl.col(REC_PREFIX + k).alias(STATE_PREFIX + k) for k in keys),
+    rec_cols = [REC_PREFIX + k for k in keys]
+    upto = pl.col("date") <= as_of
+    per = (
+        good.lazy()
+        .filter(upto)
+        .group_by("symbol")
+        .agg((pl.col(I).last() + 1).cast(pl.Int64).alias("history_rows"), pl.col("date").last().alias("last_bar"),
+             *(pl.col(c).last() for c in rec_cols))  # fmt: skip
     )
-    return out.filter(pl.all_horizontal(pl.col(STATE_PREFIX + k).is_not_null() for k in keys)).sort("symbol")
+    starts = (
+        (good if dates is None else dates).lazy()
+        .filter(upto)
+        .group_by("symbol")
+        .agg(pl.when(pl.len() >= TRAILING_BARS).then(pl.col("date").slice(pl.len() - TRAILING_BARS, 1).first()).alias("tail_start"))
+    )
+    per = per.join(starts, on="symbol").collect()
+    out = per.filter(pl.col("tail_start").is_not_null() & pl.all_horizontal(pl.col(c).is_not_null() for c in rec_cols))
+    return out.select(
+        "symbol", "history_rows", "last_bar", "tail_start", *(pl.col(REC_PREFIX + k).alias(STATE_PREFIX + k) for k in keys)
+    ).sort("symbol")
