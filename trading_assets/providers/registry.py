@@ -1,6 +1,7 @@
 """Provider names -> provider instances, from settings.
 
-"synthetic" -> SyntheticProvider(settings.seed, the settings' universe: sectors and benchmark)
+"synthetic" -> SyntheticProvider(settings.seed, the settings' universe: sectors and benchmark; paths kept in
+               data_dir/cache/synthetic)
 "local"     -> LocalFilesProvider(settings.local_data_dir + local_data_extra)   (unset folder: fails NOT_CONFIGURED on fetch)
 "yfinance"  -> YFinanceProvider(workers=settings.workers)
 The router only ever uses what this returns, so a synthetic provider is in play only when named.
@@ -35,7 +36,9 @@ def build_providers(names: Sequence[str], settings: Settings) -> list[Provider]:
             from trading_assets.universe import load_universe
 
             universe = load_universe(settings.universe_file, settings.benchmark)
-            out.append(SyntheticProvider(settings.seed, universe, benchmarks=(settings.benchmark,)))
+            # generated paths kept under the data folder: the next run slices them (SyntheticProvider)
+            out.append(SyntheticProvider(settings.seed, universe, benchmarks=(settings.benchmark,),
+                                         cache_dir=settings.data_dir / "cache" / "synthetic"))
         elif name == "local":
             from trading_assets.providers.local_files import LocalFilesProvider
 

@@ -42,11 +42,18 @@ Injected defects (`Defect`) reproduce every fault the quality stage catches; see
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import hashlib
+import json
+import os
+import tempfile
 import threading
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -64,6 +71,10 @@ from trading_assets.providers.base import (
 from trading_assets.settings import BENCHMARK_SYMBOL
 
 EPOCH = date(2000, 1, 3)  # first session of every synthetic path
+# Bump when the generator's arithmetic changes: part of the stored paths' file names (SyntheticProvider)
+GENERATOR_REVISION = 1
+_PATH_ARRAYS = ("open", "high", "low", "close", "adj_close", "volume")
+_ACTION_KINDS = ("dividend", "split")
 
 GICS_SECTORS = (
     "Communication Services",
@@ -206,7 +217,11 @@ class SyntheticProvider:
     """The synthetic market as a provider (name "synthetic", is_synthetic True).
 
     Generated paths are cached per instance (the newest length per symbol, about 0.35 MB per symbol
-    for 25 years of sessions), so repeated requests only slice.
+    for 25 years of sessions), so repeated requests only slice. With `cache_dir` they are also kept on
+    disk (one .npy per symbol and length, memory-mapped when read), so a new process -- the next
+    daily run -- slices the stored path instead of regenerating it from EPOCH: the file name carries
+    a hash of everything the path depends on (GENERATOR_REVISION, seed, MarketParams, the symbol's
+    sector or benchmark role, the length), so a change of any of them generates a new one.
     """
 
     name = "synthetic"
@@ -219,6 +234,7 @@ class SyntheticProvider:
         defects: Sequence[Defect] = (),
         params: MarketParams | None = None,
         benchmarks: Sequence[str] = (BENCHMARK_SYMBOL,),
+        cache_dir: Path | str | None = None,
     ):
         if not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
@@ -244,6 +260,7 @@ class SyntheticProvider:
         self._market_cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._sector_cache: dict[tuple[str, int], np.ndarray] = {}
         self._path_cache: dict[tuple[str, int], _Path] = {}
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
 
     # --- public ---------------------------------------------------------------------------------
     def sector_of(self, symbol: str) -> str:
@@ -327,33 +344,86 @@ class SyntheticProvider:
             self._sector_cache[key] = r_s
         return r_s
 
+    def _remember(self, symbol: str, n: int, path: _Path) -> None:
+        with self._lock:
+            # keep only the newest length per symbol: memory stays ~ symbols x sessions
+            for k in [k for k in self._path_cache if k[0] == symbol]:
+                del self._path_cache[k]
+            self._path_cache[(symbol, n)] = path
+
     def _path(self, symbol: str, n: int) -> _Path:
         key = (symbol, n)
         with self._lock:
             hit = self._path_cache.get(key)
         if hit is not None:
             return hit
-        path = self._generate(symbol, n)
-        with self._lock:
-            # keep only the newest length per symbol: memory stays ~ symbols x sessions
-            for k in [k for k in self._path_cache if k[0] == symbol]:
-                del self._path_cache[k]
-            self._path_cache[key] = path
+        path = self._load(symbol, n)
+        if path is None:
+            path = self._generate(symbol, n)
+            self._store(symbol, n, path)
+        self._remember(symbol, n, path)
         return path
 
     def _generate_missing(self, symbols: Sequence[str], n: int) -> None:
-        """Generate the paths of length n not cached yet, their AR(1) filters as one batch."""
+        """Load the stored paths of length n not in memory yet, and generate the others, their AR(1)
+        filters as one batch."""
         with self._lock:
             missing = [s for s in dict.fromkeys(symbols) if (s, n) not in self._path_cache]
-        if len(missing) < 2:
+        todo = []
+        for sym in missing:
+            path = self._load(sym, n)
+            if path is None:
+                todo.append(sym)
+            else:
+                self._remember(sym, n, path)
+        if len(todo) < 2:
             return
-        filtered = ar1_filter(np.stack([self._idio_shocks(s, n) for s in missing]), 1.0 - self.params.idio_reversion)
-        for sym, x in zip(missing, filtered):
+        filtered = ar1_filter(np.stack([self._idio_shocks(s, n) for s in todo]), 1.0 - self.params.idio_reversion)
+        for sym, x in zip(todo, filtered):
             path = self._generate(sym, n, x)
-            with self._lock:
-                for k in [k for k in self._path_cache if k[0] == sym]:
-                    del self._path_cache[k]
-                self._path_cache[(sym, n)] = path
+            self._store(sym, n, path)
+            self._remember(sym, n, path)
+
+    # --- the on-disk store of generated paths ---------------------------------------------------
+    def _file(self, symbol: str, n: int) -> Path:
+        role = "benchmark" if symbol in self._benchmarks else self.sector_of(symbol)
+        key = json.dumps([GENERATOR_REVISION, self.seed, dataclasses.asdict(self.params), symbol, role, n], sort_keys=True)
+        return self.cache_dir / f"{symbol}-{hashlib.sha256(key.encode()).hexdigest()[:20]}.npy"
+
+    def _load(self, symbol: str, n: int) -> _Path | None:
+        """The stored path, memory-mapped (a request reads only the pages of its window), or None."""
+        if self.cache_dir is None:
+            return None
+        f = self._file(symbol, n)
+        try:
+            arr = np.load(f, mmap_mode="r")
+            acts = np.load(f.with_suffix(".actions.npy"))  # (4, k): index, kind, value, price_factor
+        except (OSError, ValueError):  # absent, or a torn/foreign file: generate it again
+            return None
+        if arr.shape != (len(_PATH_ARRAYS), n) or acts.ndim != 2 or acts.shape[0] != 4:
+            return None
+        actions = [(int(i), _ACTION_KINDS[int(c)], float(v), float(pf)) for i, c, v, pf in acts.T]
+        return _Path(*(arr[j] for j in range(len(_PATH_ARRAYS))), actions)
+
+    def _store(self, symbol: str, n: int, path: _Path) -> None:
+        """Write the path and its actions (each to a temporary name, then renamed, the actions first:
+        a reader never sees half a file, nor a path without its actions)."""
+        if self.cache_dir is None:
+            return
+        acts = np.array([(i, _ACTION_KINDS.index(a), v, pf) for i, a, v, pf in path.actions], dtype=float).reshape(-1, 4).T
+        f = self._file(symbol, n)
+        for target, arr in ((f.with_suffix(".actions.npy"), acts), (f, np.stack([getattr(path, k) for k in _PATH_ARRAYS]))):
+            tmp = None
+            try:
+                f.parent.mkdir(parents=True, exist_ok=True)
+                with tempfile.NamedTemporaryFile(dir=f.parent, prefix=f".{f.stem}-", suffix=".npy", delete=False) as tmp:
+                    np.save(tmp, arr)
+                os.replace(tmp.name, target)
+            except OSError:  # a read-only or full disk: the path stays in memory only
+                if tmp is not None:
+                    with contextlib.suppress(OSError):
+                        os.unlink(tmp.name)
+                return
 
     def _idio_shocks(self, symbol: str, n: int) -> np.ndarray:
         """sigma_i * sqrt(m_t) * e_i,t: the idiosyncratic shocks the AR(1) filter integrates."""

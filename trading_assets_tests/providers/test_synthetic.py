@@ -292,3 +292,40 @@ def test_ar1_filter_equals_scipy_lfilter_bit_for_bit():
         want = lfilter([1.0], [1.0, -c], row)
         assert np.array_equal(got, want)
         assert np.array_equal(ar1_filter(row, c), want)  # one symbol alone
+
+
+def test_stored_paths_are_sliced_by_a_new_process_and_keyed_by_what_they_depend_on(universe, tmp_path, monkeypatch):
+    # the next daily run (a new provider: a new process) slices the stored path instead of regenerating
+    # it from EPOCH, and gets the same bars and actions, bit for bit
+    cache = tmp_path / "cache"
+    want = SyntheticProvider(7, universe).fetch(SYMS, START, END)
+    first = SyntheticProvider(7, universe, cache_dir=cache).fetch(SYMS, START, END)
+    assert first.bars.equals(want.bars) and first.actions.equals(want.actions)
+    files = sorted(p.name for p in cache.iterdir())
+    assert len(files) == 2 * len(SYMS)  # a path and its actions per symbol
+
+    def no_generation(self, symbol, n, x=None):
+        raise AssertionError(f"{symbol} regenerated")
+
+    monkeypatch.setattr(SyntheticProvider, "_generate", no_generation)
+    again = SyntheticProvider(7, universe, cache_dir=cache).fetch(SYMS, START, END)
+    assert again.bars.equals(want.bars) and again.actions.equals(want.actions)
+    day = SyntheticProvider(7, universe, cache_dir=cache).fetch(["AAPL"], END, END)
+    assert day.bars.equals(want.bars.filter((pl.col("symbol") == "AAPL") & (pl.col("date") == END)))
+    # defects are applied to the slice, never stored
+    spiked = SyntheticProvider(7, universe, defects=[Defect("spike", "XOM", END)], cache_dir=cache).fetch(SYMS, START, END)
+    assert spiked.bars.filter(pl.col("symbol") == "XOM")["close"][-1] == pytest.approx(1.5 * want.bars.filter(pl.col("symbol") == "XOM")["close"][-1])
+    monkeypatch.undo()
+
+    # another seed, other parameters or another sector is another file (never a wrong hit)
+    from trading_assets.providers.synthetic import MarketParams
+
+    SyntheticProvider(8, universe, cache_dir=cache).fetch(["AAPL"], START, END)
+    SyntheticProvider(7, universe, params=MarketParams(nu=5.0), cache_dir=cache).fetch(["AAPL"], START, END)
+    SyntheticProvider(7, None, cache_dir=cache).fetch(["AAPL"], START, END)  # the hashed sector, not the universe's
+    assert len(list(cache.glob("AAPL-*.actions.npy"))) == 4
+    # a torn file is regenerated, not trusted
+    path_file = next(p for p in cache.glob("MSFT-*.npy") if not p.name.endswith(".actions.npy"))
+    path_file.write_bytes(path_file.read_bytes()[:100])
+    torn = SyntheticProvider(7, universe, cache_dir=cache).fetch(SYMS, START, END)
+    assert torn.bars.equals(want.bars)
