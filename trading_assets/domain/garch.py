@@ -34,7 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import signal, special
+from scipy import special
 
 P_MAX = 0.9999  # alpha + beta < 1 (covariance stationary)
 NU_MIN = 2.05  # nu > 2: finite variance (arch's bound is 2.05 too)
@@ -111,6 +111,10 @@ def linear_recursion(u: np.ndarray, c: np.ndarray, y0: np.ndarray) -> np.ndarray
             np.multiply(c[t], out[:, t], out=out[:, t + 1])
             np.add(out[:, t + 1], u3[:, t], out=out[:, t + 1])
         return out if many else out[0]
+    # imported here, for narrow batches only: scipy.signal (with the scipy.stats it pulls in) is ~1 s of
+    # import that every process loading the definitions would otherwise pay (#16's daily-cycle budget)
+    from scipy import signal
+
     for j in range(b_len):
         cj = c[:, j]
         cuts = [0, *(np.flatnonzero(cj[1:] != cj[:-1]) + 1).tolist(), t_len]
