@@ -285,6 +285,7 @@ def run_cycle(args: argparse.Namespace) -> int:
 
     import dagster as dg
 
+    from trading_assets.defs.automation import TRADING_CYCLE_JOB_NAME
     from trading_assets.definitions import defs
 
     run_config = run_config_for(settings, symbols)
@@ -296,7 +297,9 @@ def run_cycle(args: argparse.Namespace) -> int:
     else:
         partition_kw = {}
         tags.update({"dagster/asset_partition_range_start": start.isoformat(), "dagster/asset_partition_range_end": end.isoformat()})
-    job = defs.resolve_implicit_global_asset_job_def()
+    # One session = the daily cycle: the schedule's job (no pictures: the draw_evaluation_plots sensor
+    # draws them after the run when a daemon runs; `trading-cycle report` any time). A range = every asset.
+    job = defs.resolve_job_def(TRADING_CYCLE_JOB_NAME) if start == end else defs.resolve_implicit_global_asset_job_def()
     from dagster._core.utils import make_new_run_id
 
     from trading_assets.cli_report import StepProgress, dagster_output_to, failure_report

@@ -8,6 +8,7 @@ from trading_assets.defs import (
     automation,
     book,
     decisions,
+    evaluation_plots,
     features,
     labels,
     market_data,
@@ -21,7 +22,8 @@ from trading_assets.defs import (
 )
 from trading_assets.defs.resources import default_resources
 
-STAGE_MODULES = [reference, market_data, quality, features, models, signals, decisions, book, summary, labels, performance, signal_quality]
+STAGE_MODULES = [reference, market_data, quality, features, models, signals, decisions, book, summary, labels, performance, signal_quality,
+                 evaluation_plots]
 
 all_assets = dg.load_assets_from_modules(STAGE_MODULES)
 all_checks = dg.load_asset_checks_from_modules(STAGE_MODULES)

@@ -16,6 +16,9 @@ and its deadline schedule, and the run-failure sensor.
 - `record_run_failure` (SENSORS, running by default): every failed run -> one `run_failure` row in
   audit_log (session window, failed steps with their assets and errors) and, when
   TRADING_WEBHOOK_URL is set, the same JSON POSTed to it.
+- `draw_evaluation_plots` (SENSORS, running by default): after a successful single-session run that
+  wrote performance, one run of `evaluation_plots_job` for that session (the research record's
+  pictures, defs/evaluation_plots.py), with the run's own resources; run_key = the run id.
 - `raise_data_incident` (SENSORS, running by default): a run that SUCCEEDED with halted sessions (a
   systemic data fault handled by halting those sessions, defs/quality.py: the run goes on, so the
   failure sensor never sees it) -> one `data_incident` row in audit_log (the run, its window, the
@@ -50,6 +53,9 @@ DAILY_SCHEDULE_NAME = "daily_close"
 FRESHNESS_SCHEDULE_NAME = "price_history_freshness_deadline"
 FAILURE_SENSOR_NAME = "record_run_failure"
 PRICE_HISTORY_FRESH = "price_history_fresh"
+EVALUATION_PLOTS_ASSET = "evaluation_plots"
+EVALUATION_PLOTS_JOB_NAME = "evaluation_plots_job"
+PLOTS_SENSOR_NAME = "draw_evaluation_plots"
 
 # One process per run: steps share the process that holds DuckDB's single write lock (definitions.py
 # should pass it as the Definitions' executor so the UI's implicit asset job uses it too).
@@ -121,10 +127,12 @@ def price_history_fresh(context: dg.AssetCheckExecutionContext) -> dg.AssetCheck
 
 
 # --- jobs ------------------------------------------------------------------------------------------
-# Every asset and check of the graph except the wall-clock freshness check (it has its own job).
+# Every asset and check of the graph except the wall-clock freshness check (it has its own job) and
+# the pictures (evaluation_plots: drawn after the run by draw_evaluation_plots, off the cycle's path).
 TRADING_CYCLE_JOB = dg.define_asset_job(
     TRADING_CYCLE_JOB_NAME,
-    selection=dg.AssetSelection.all() - dg.AssetSelection.checks(price_history_fresh),
+    selection=(dg.AssetSelection.all() - dg.AssetSelection.checks(price_history_fresh)
+               - dg.AssetSelection.assets(EVALUATION_PLOTS_ASSET)),
     executor_def=EXECUTOR,
     description=(
         "The whole trading graph (universe -> market data -> quality -> features -> agents -> Meta-Brain -> "
@@ -132,6 +140,14 @@ TRADING_CYCLE_JOB = dg.define_asset_job(
         "as ONE run (single-run backfill policy) that walks the sessions in order."
     ),
     tags={"trading/job": TRADING_CYCLE_JOB_NAME},
+)
+
+EVALUATION_PLOTS_JOB = dg.define_asset_job(
+    EVALUATION_PLOTS_JOB_NAME,
+    selection=dg.AssetSelection.assets(EVALUATION_PLOTS_ASSET),
+    executor_def=EXECUTOR,
+    description="Draws a session's research-record pictures (evaluation_plots); requested by draw_evaluation_plots.",
+    tags={"trading/job": EVALUATION_PLOTS_JOB_NAME},
 )
 
 FRESHNESS_JOB = dg.define_asset_job(
@@ -331,7 +347,54 @@ def raise_data_incident(context: dg.RunStatusSensorContext):
     return None
 
 
-JOBS = [TRADING_CYCLE_JOB, FRESHNESS_JOB]
+def _materialized_by(instance: dg.DagsterInstance, asset: str, partition: str, run_id: str) -> bool:
+    """True when the latest materialization of asset[partition] is the run's."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition]), limit=1
+    ).records
+    return bool(records) and records[0].run_id == run_id
+
+
+def plots_request(instance: dg.DagsterInstance, run) -> dg.RunRequest | dg.SkipReason:
+    """What draw_evaluation_plots asks for after a successful run: one run of evaluation_plots for the
+    run's session when the run was a single session that materialized performance and did not draw
+    (run_key = the run's id, so a run is drawn once), with the run's own resources (the same warehouse
+    and settings: the CLI passes them as run config); else why not."""
+    if run.job_name == EVALUATION_PLOTS_JOB_NAME:
+        return dg.SkipReason(f"run {run.run_id} drew the pictures itself")
+    partition = run.tags.get("dagster/partition")
+    if partition is None:
+        return dg.SkipReason(f"run {run.run_id} is not a single-session run (a range run draws its last session)")
+    if not _materialized_by(instance, "performance", partition, run.run_id):
+        return dg.SkipReason(f"run {run.run_id} did not materialize performance for {partition}")
+    if _materialized_by(instance, EVALUATION_PLOTS_ASSET, partition, run.run_id):
+        return dg.SkipReason(f"run {run.run_id} drew {partition} itself")
+    resources = (run.run_config or {}).get("resources")
+    return dg.RunRequest(
+        run_key=f"plots-{run.run_id}",
+        partition_key=partition,
+        run_config={"resources": resources} if resources else {},
+        tags={"trading/plots_for_run": run.run_id},
+    )
+
+
+@dg.run_status_sensor(
+    run_status=dg.DagsterRunStatus.SUCCESS,
+    name=PLOTS_SENSOR_NAME,
+    request_job=EVALUATION_PLOTS_JOB,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=10,  # the pictures follow the daily run within seconds, not the daemon's default 30
+    description=(
+        "After a successful single-session run (the daily schedule, trading-cycle --date D, a partition "
+        "materialized from the UI) that wrote performance: one run of evaluation_plots for that session, with the "
+        "run's own warehouse and settings, so the daily cycle does not pay for matplotlib."
+    ),
+)
+def draw_evaluation_plots(context: dg.RunStatusSensorContext):
+    return plots_request(context.instance, context.dagster_run)
+
+
+JOBS = [TRADING_CYCLE_JOB, FRESHNESS_JOB, EVALUATION_PLOTS_JOB]
 SCHEDULES = [daily_close, price_history_freshness_deadline]
-SENSORS = [record_run_failure, raise_data_incident]
+SENSORS = [record_run_failure, raise_data_incident, draw_evaluation_plots]
 CHECKS = [price_history_fresh]

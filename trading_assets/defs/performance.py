@@ -11,9 +11,10 @@ for the attribution; universe sectors. Writes the window's rows of the three tab
 transaction each). Row t is a function of rows <= t only, so a window run alone or inside a longer
 range writes the same rows (test_performance_point_in_time).
 
-Metadata: the last session's headline figures; on the last session's materialization only, two PNG
-plots as markdown images (NAV vs the benchmarks on a log scale with the drawdown underneath; monthly
-returns heatmap), since the book's first session.
+Metadata: the last session's headline figures; on the last session's materialization of a range run,
+two PNG plots as markdown images (NAV vs the benchmarks on a log scale with the drawdown underneath;
+monthly returns heatmap), since the book's first session. A single-session run does not draw: the
+evaluation_plots asset draws the same pictures after it (defs/evaluation_plots.py says why).
 """
 
 from __future__ import annotations
@@ -192,10 +193,13 @@ def performance(context, warehouse: WarehouseResource, pipeline: PipelineConfig)
     last = w.daily.filter(pl.col("date") == end).row(0, named=True)
     book = w.metrics_last.filter((pl.col("series") == perf.SERIES_BOOK) & (pl.col("horizon") == "inception"))
     b = book.row(0, named=True) if book.height else {}
-    # The plots (~150 KB of PNG) go on the last session's materialization only: a range run records
-    # one materialization per session, and each would carry its own copy in the event log.
-    context.add_asset_metadata({"plots": dg.MetadataValue.md(plots_markdown(w.daily, w.benchmark))},
-                               asset_key=dg.AssetKey("performance"), partition_key=end.isoformat())
+    # The plots (~150 KB of PNG) go on the last session's materialization of a RANGE run only: a range
+    # run records one materialization per session, and each would carry its own copy in the event log;
+    # a single-session run (the daily cycle) leaves the drawing (~0.5 s of matplotlib) to
+    # evaluation_plots, run by the draw_evaluation_plots sensor after it.
+    pictures = ({"plots": dg.MetadataValue.md(plots_markdown(w.daily, w.benchmark))} if len(sessions) > 1
+                else {"pictures": "drawn after the run by evaluation_plots (a single-session run does not draw)"})
+    context.add_asset_metadata(pictures, asset_key=dg.AssetKey("performance"), partition_key=end.isoformat())
     yield dg.MaterializeResult(
         asset_key="performance",
         metadata={

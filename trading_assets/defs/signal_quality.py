@@ -137,7 +137,8 @@ def compute_window(wh: Warehouse, start: date, end: date, exclude: list[str], fi
     rows = pl.concat([d.select(DAILY_COLUMNS).cast({c: DAILY_SCHEMA[c] for c in DAILY_SCHEMA}) for d in daily], how="vertical_relaxed")
     if rows.height == 0:
         return pl.DataFrame()
-    rows = rolling_metrics(rows.sort("source", "horizon", "date"), WINDOWS)
+    rows = rows.sort("source", "horizon", "date")
+    rows = rolling_metrics(rows, WINDOWS, wanted=rows["known_at"].is_between(start, end))
     rows = rows.filter(pl.col("known_at").is_between(start, end)).with_columns(label=pl.lit(LABEL))
     return rows.select([c for c in COLUMNS if c != "run_id"]).sort("known_at", "date", "source", "horizon")
 
@@ -195,8 +196,9 @@ def signal_quality(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     }
     # The table and the picture go on the window's LAST partition only: Dagster copies a range run's
     # metadata onto every partition's materialization event (a 5-year backfill would store ~1,259
-    # copies of a ~200 kB PNG in the event log).
-    last = quality_metadata(wh, end)
+    # copies of a ~200 kB PNG in the event log). A single-session run (the daily cycle) records the
+    # table and leaves the picture (~0.4 s of matplotlib) to evaluation_plots, drawn after it.
+    last = quality_metadata(wh, end, picture=len(sessions) > 1)
     last["plot_seconds"] = round(time.perf_counter() - t2, 3)
     context.add_asset_metadata(last, partition_key=end.isoformat())
     return dg.MaterializeResult(metadata=metadata)
@@ -210,11 +212,10 @@ def _schema(wh: Warehouse) -> dict[str, pl.DataType]:
 PLOT_SESSIONS = 504
 
 
-def quality_metadata(wh: Warehouse, end: date) -> dict:
-    """The latest rolling rank IC / ICIR / t per source (markdown table) and the pictures (rolling
-    63-session rank IC per source, the rolling quintile spread), from the table's rows known by `end`."""
-    from trading_assets.reporting.signal_plots import signal_quality_figure
-    from trading_assets.reporting.plots import markdown_image, png_bytes
+def quality_metadata(wh: Warehouse, end: date, picture: bool = True) -> dict:
+    """The latest rolling rank IC / ICIR / t per source (markdown table) and, when `picture`, the
+    pictures (rolling 63-session rank IC per source, the rolling quintile spread), from the table's
+    rows known by `end`."""
 
     history = wh.read(
         "SELECT date, source, horizon, known_at, rank_ic, rank_ic_mean_63, spread_mean_63, n_rank_ic_63, rank_ic_ir_63, "
@@ -225,6 +226,12 @@ def quality_metadata(wh: Warehouse, end: date) -> dict:
     if history.height == 0:
         return {"latest": dg.MetadataValue.md("no signal_quality rows known yet (labels need 2 sessions after a decision)")}
     out = {"latest": dg.MetadataValue.md(latest_markdown(history))}
+    if not picture:
+        out["pictures"] = "drawn after the run by evaluation_plots (a single-session run does not draw)"
+        return out
+    from trading_assets.reporting.plots import markdown_image, png_bytes
+    from trading_assets.reporting.signal_plots import signal_quality_figure
+
     png = png_bytes(signal_quality_figure(history))
     out["rolling_rank_ic_plot"] = dg.MetadataValue.md(markdown_image(png, "rolling 63-session rank IC and quintile spread per source"))
     return out

@@ -234,3 +234,19 @@ def test_segment_ranks_match_scipy_both_ways():
             assert (avg[a:b] == st.rankdata(x[a:b], method="average")).all()
             assert (lo[a:b] == st.rankdata(x[a:b], method="min")).all()
             assert (hi[a:b] == st.rankdata(-x[a:b], method="min")).all()
+
+
+def test_rolling_values_of_wanted_rows_are_the_same_bit_for_bit():
+    rng = np.random.default_rng(5)
+    days = calendar.sessions(date(2023, 1, 3), date(2024, 6, 28))
+    daily = pl.concat([
+        pl.DataFrame({"date": days, "source": s, "horizon": h, **{c: rng.normal(0.02, 0.1, len(days)) for c in ("ic", "rank_ic", "hit_rate", "spread")}},
+                     schema_overrides={"horizon": pl.Int32})
+        for s in ("a", "b") for h in (1, 5)
+    ]).filter(pl.col("date") != days[200])  # a gap
+    wanted = daily["date"] >= days[-3]
+    full = rolling_metrics(daily)
+    part = rolling_metrics(daily, wanted=wanted)
+    assert part.filter(wanted).equals(full.filter(wanted))
+    rest = part.filter(~wanted)
+    assert rest["rank_ic_mean_63"].null_count() == rest.height and rest["n_rank_ic_63"].sum() == 0

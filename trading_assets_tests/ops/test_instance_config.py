@@ -59,7 +59,7 @@ def test_every_run_of_the_graph_is_in_process():
     assert defs.resolve_implicit_global_asset_job_def().executor_def is dg.in_process_executor
 
 
-@pytest.mark.parametrize("name", ["record_run_failure", "raise_data_incident"])
+@pytest.mark.parametrize("name", ["record_run_failure", "raise_data_incident", "draw_evaluation_plots"])
 def test_failure_sensor_runs_by_default(name):
     from trading_assets.definitions import defs
 

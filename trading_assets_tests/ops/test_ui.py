@@ -173,8 +173,9 @@ def test_lineage_checks_and_schedule_in_chromium(dagster_dev):
 
 
 # the evaluation assets whose last materialization carries PNG plots as markdown images (issue #11):
-# asset -> (metadata entry, images in it)
-PLOT_ASSETS = {"performance": ("plots", 2), "signal_quality": ("rolling_rank_ic_plot", 1)}
+# asset -> (metadata entry, images in it); evaluation_plots is checked by the sensor test at the end.
+PLOT_ASSETS = {"performance": ("plots", 2), "signal_quality": ("rolling_rank_ic_plot", 1),
+               "evaluation_plots": ("nav_vs_benchmarks", 1)}
 
 
 @pytest.mark.browser
@@ -183,11 +184,16 @@ def test_evaluation_plots_render_in_chromium(dagster_dev):
     images in the UI: Events > the latest materialization > [Show Markdown] on its plots entry."""
     if not os.path.exists(CHROMIUM):
         pytest.skip(f"{CHROMIUM} is absent: apt-get install chromium (.ci/run does)")
-    sync_api = pytest.importorskip("playwright.sync_api")
     ensure_book_through(dagster_dev, RANGE[1])  # the trading_cycle job materializes the evaluation assets too
     present = {"/".join(n["assetKey"]["path"]) for n in _nodes(dagster_dev)}
-    assets = [a for a in PLOT_ASSETS if a in present]
+    assets = [a for a in PLOT_ASSETS if a in present and a != "evaluation_plots"]  # drawn by the sensor test below
     assert "performance" in assets
+    _assert_plots_render(dagster_dev, assets)
+
+
+def _assert_plots_render(dagster_dev, assets: list[str]) -> None:
+    """Each asset's latest materialization: [Show Markdown] on its plots entry shows real PNG images."""
+    sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
@@ -218,3 +224,30 @@ def test_evaluation_plots_render_in_chromium(dagster_dev):
                 page.get_by_role("button", name="Close").click()
         finally:
             browser.close()
+
+
+RUNS_BY_TAG = """query($k: String!, $v: String!) { runsOrError(filter: {tags: [{key: $k, value: $v}]}) {
+  ... on Runs { results { runId status tags { key value } } } } }"""
+
+
+def test_the_daily_run_is_drawn_after_it_by_the_sensor(dagster_dev):
+    """A single-session run of trading_cycle (what the daily schedule launches) does not draw; the daemon's
+    draw_evaluation_plots sensor then launches ONE evaluation_plots run for that session, which succeeds."""
+    from trading_assets_tests.ops.test_queue import launch, wait_done
+
+    ensure_book_through(dagster_dev, RANGE[1])
+    booked = _materialized(dagster_dev, "portfolio")
+    day = calendar.next_session(date.fromisoformat(max(booked))).isoformat()
+    run_id = launch(dagster_dev, "trading_cycle", day)
+    states, _ = wait_done(dagster_dev, [run_id])
+    assert states[run_id]["status"] == "SUCCESS", dagster_dev.tail()
+    deadline, plots = time.monotonic() + 180, []
+    while time.monotonic() < deadline:
+        plots = dagster_dev.graphql(RUNS_BY_TAG, {"k": "trading/plots_for_run", "v": run_id})["runsOrError"]["results"]
+        if plots and plots[0]["status"] in ("SUCCESS", "FAILURE", "CANCELED"):
+            break
+        time.sleep(1.0)
+    assert len(plots) == 1 and plots[0]["status"] == "SUCCESS", (plots, dagster_dev.tail())
+    assert day in _materialized(dagster_dev, "evaluation_plots")
+    if os.path.exists(CHROMIUM):  # and its pictures render in the UI (the browser test's way)
+        _assert_plots_render(dagster_dev, ["evaluation_plots"])

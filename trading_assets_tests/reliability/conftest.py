@@ -86,7 +86,7 @@ def _definitions_from(history_start: date):
 
     importlib.reload(partitions)
     for name in ("reference", "summary", "market_data", "quality", "features", "labels", "models", "trained_outputs", "signals", "decisions", "book",
-                 "performance", "signal_quality", "automation"):
+                 "performance", "signal_quality", "evaluation_plots", "automation"):
         importlib.reload(importlib.import_module(f"{pkg.__name__}.{name}"))
     from trading_assets import definitions
 

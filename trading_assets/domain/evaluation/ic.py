@@ -209,11 +209,15 @@ def overlap_lags(horizon: int) -> int:
     return max(0, int(horizon) - 1)
 
 
-def _window_stats(values: np.ndarray, w: int, min_periods: int, lags: int = 0) -> dict[str, np.ndarray]:
-    """n, mean, ir, t of each trailing window of `w` values (NaN = missing), one per position; t is
-    the Newey-West t-statistic with `lags` lags (module docstring; lags 0 = the plain t)."""
+def _window_stats(values: np.ndarray, w: int, min_periods: int, lags: int = 0,
+                  positions: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """n, mean, ir, t of each trailing window of `w` values (NaN = missing), one per position (or only
+    at `positions`, in that order); t is the Newey-West t-statistic with `lags` lags (module
+    docstring; lags 0 = the plain t)."""
     padded = np.concatenate([np.full(w - 1, np.nan), values])
     win = np.lib.stride_tricks.sliding_window_view(padded, w)  # row i: values[i - w + 1 .. i]
+    if positions is not None:
+        win = win[positions]  # the same rows, so the same values bit for bit
     ok = ~np.isnan(win)
     n = ok.sum(axis=1)
     filled = np.where(ok, win, 0.0)
@@ -249,10 +253,13 @@ def rolling_metrics(
     daily: pl.DataFrame,
     windows: Sequence[int] = WINDOWS,
     min_periods: dict[int, int] | None = None,
+    wanted: pl.Series | None = None,
 ) -> pl.DataFrame:
     """`daily` (session_metrics' rows) with the rolling columns (`rolling_columns(windows)`) added:
     per (source, horizon), over the calendar sessions of each trailing window (module docstring).
-    min_periods: {W: minimum non-null values}, default ceil(W / 2). Rows keep daily's order."""
+    min_periods: {W: minimum non-null values}, default ceil(W / 2). Rows keep daily's order.
+    wanted: a boolean per row of `daily`: only those rows get rolling values (the others NULL, n 0),
+    each the same as without it (a daily run needs 2 rows per series, not the 252 before them)."""
     if daily.height == 0:
         return daily.with_columns(
             [pl.lit(None, pl.Int64 if c.startswith("n_") else pl.Float64).alias(c) for c in rolling_columns(windows)]
@@ -266,6 +273,8 @@ def rolling_metrics(
     except KeyError as exc:
         raise ValueError(f"daily rows on a non-session: {exc.args[0]}") from None
     values = {v: order[v].cast(pl.Float64).fill_null(float("nan")).to_numpy() for v, _ in ROLLED}
+    want = (np.ones(order.height, dtype=bool) if wanted is None
+            else wanted.cast(pl.Boolean).fill_null(False).to_numpy()[order["_row"].to_numpy()])
     keys = list(zip(order["source"].to_list(), order["horizon"].to_list()))
     # runs of one (source, horizon) in the sorted rows
     bounds = [0] + [i for i in range(1, len(keys)) if keys[i] != keys[i - 1]] + [len(keys)]
@@ -278,16 +287,20 @@ def rolling_metrics(
             raise ValueError(f"daily has duplicate (date, source, horizon) rows for {keys[a]}")
         span = idx[-1] - idx[0] + 1
         lags = overlap_lags(keys[a][1])
+        rows = np.flatnonzero(want[a:b])  # rows of this series that get values
+        if rows.size == 0:
+            continue
+        at = idx[rows] - idx[0]  # their grid positions
         for value, stats in ROLLED:
             grid = np.full(span, np.nan)
             grid[idx - idx[0]] = values[value][a:b]
             for w in windows:
                 mp = (min_periods or {}).get(w, math.ceil(w / 2))
-                st = _window_stats(grid, w, mp, lags)
+                st = _window_stats(grid, w, mp, lags, positions=at)
                 if value == "rank_ic":
-                    cols[f"n_rank_ic_{w}"][a:b] = st["n"][idx - idx[0]]
+                    cols[f"n_rank_ic_{w}"][a + rows] = st["n"]
                 for stat in stats:
-                    cols[f"{value}_{stat}_{w}"][a:b] = st[stat][idx - idx[0]]
+                    cols[f"{value}_{stat}_{w}"][a + rows] = st[stat]
     rolled = pl.DataFrame({"_row": order["_row"], **cols}).with_columns(
         pl.col(c).fill_nan(None) for c in rolling_columns(windows) if not c.startswith("n_")
     )
