@@ -23,7 +23,7 @@ beta after a missing return), with step halving until the likelihood rises. A se
 when a full iteration raises its mean log-likelihood by less than `tol`; a series still moving after
 `max_iter` iterations, or with too few returns, is reported as not converged (the caller falls back).
 The recursions (variance and its derivatives) are linear_recursion's y_{t+1} = u_t + c_t y_t: a numpy
-step over time for wide batches, scipy's lfilter series by series for narrow ones (a daily run's few
+step over time for wide batches, a plain loop series by series for narrow ones (a daily run's few
 refits), with the same bits either way. Deterministic: fixed starting values (alpha 0.08, beta 0.90, nu 8, omega = bc * (1 - alpha - beta)),
 no randomness, the same result for a series whatever batch it is fitted in (every operation is
 elementwise across series, except the 4x4 solves, done per series).
@@ -39,8 +39,7 @@ from scipy import special
 P_MAX = 0.9999  # alpha + beta < 1 (covariance stationary)
 NU_MIN = 2.05  # nu > 2: finite variance (arch's bound is 2.05 too)
 _START = (0.08, 0.90, 8.0)  # alpha, beta, nu
-_LFILTER_MAX = 64  # series in a batch up to which the recursions run series by series in lfilter (linear_recursion)
-_B = np.array([1.0, 0.0])
+_SERIAL_MAX = 32  # series in a batch up to which the recursions run series by series (linear_recursion)
 
 
 @dataclass(frozen=True)
@@ -96,36 +95,31 @@ def linear_recursion(u: np.ndarray, c: np.ndarray, y0: np.ndarray) -> np.ndarray
     """y_0 = y0, y_{t+1} = u_t + c_t y_t for t = 0..T-1. u: (T, B), or (K, T, B) for K recursions sharing c;
     c: (T, B); y0: (B,) or (K, B) -> (T + 1, B) or (K, T + 1, B). Two exact evaluations of the same arithmetic,
     chosen by the batch width (neither changes a bit: each step is one product and one sum, in IEEE double):
-    - wide batches (B > _LFILTER_MAX): a numpy loop over time, two in-place operations a session over the batch;
-    - narrow ones (a daily run's few refits): per series, scipy.signal.lfilter([1, 0], [1, -c], u) over each
-      stretch of constant c (its C loop computes y = u + z, z = 0 * u + c * y: the same product and sum),
-      the stretch's first state z = c * y_prev handed in as zi.
+    - wide batches (B > _SERIAL_MAX): a numpy loop over time, two in-place operations a session over the batch;
+    - narrow ones (a daily run's few refits, a lockstep batch's last stragglers): series by series in a plain
+      Python loop over floats (numpy's per-call overhead, ~1 us an operation, would cost more than the work).
     A series' path therefore has the same bits whatever batch it is computed in (tested)."""
     many = u.ndim == 3
     u3 = u if many else u[None]
     k_len, t_len, b_len = u3.shape
     out = np.empty((k_len, t_len + 1, b_len))
     out[:, 0] = y0
-    if b_len > _LFILTER_MAX:
+    if b_len > _SERIAL_MAX:
         for t in range(t_len):
             np.multiply(c[t], out[:, t], out=out[:, t + 1])
             np.add(out[:, t + 1], u3[:, t], out=out[:, t + 1])
         return out if many else out[0]
-    # imported here, for narrow batches only: scipy.signal (with the scipy.stats it pulls in) is ~1 s of
-    # import that every process loading the definitions would otherwise pay (#16's daily-cycle budget)
-    from scipy import signal
-
-    for j in range(b_len):
-        cj = c[:, j]
-        cuts = [0, *(np.flatnonzero(cj[1:] != cj[:-1]) + 1).tolist(), t_len]
-        prev = out[:, 0, j]
-        for a, b in zip(cuts[:-1], cuts[1:]):
-            if b <= a:
-                continue
-            k = float(cj[a])
-            y, _ = signal.lfilter(_B, [1.0, -k], u3[:, a:b, j], axis=1, zi=(k * prev)[:, None])
-            out[:, a + 1:b + 1, j] = y
-            prev = y[:, -1]
+    ct = c.T.tolist()  # (B, T) Python floats
+    for k in range(k_len):
+        uk = u3[k].T.tolist()
+        for j in range(b_len):
+            y = float(out[k, 0, j])
+            cj, ukj = ct[j], uk[j]
+            path = [0.0] * t_len
+            for t in range(t_len):
+                y = cj[t] * y + ukj[t]
+                path[t] = y
+            out[k, 1:, j] = path
     return out if many else out[0]
 
 

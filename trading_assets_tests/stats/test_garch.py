@@ -88,7 +88,7 @@ def test_missing_returns_use_the_expected_shock():
 
 
 def test_the_recursions_have_the_same_bits_series_by_series_and_over_the_batch(monkeypatch):
-    """linear_recursion runs narrow batches series by series in scipy's lfilter and wide ones as a numpy
+    """linear_recursion runs narrow batches series by series in a plain loop and wide ones as a numpy
     step over time: the variance path, the scores and whole fits must not change by a bit between the two
     (a daily run's few refits are narrow, a range's are wide), missing returns and late listings included."""
     from trading_assets.domain import garch
@@ -102,13 +102,13 @@ def test_the_recursions_have_the_same_bits_series_by_series_and_over_the_batch(m
     om, al, be = rng.uniform(0.01, 0.1, b_len), rng.uniform(0.02, 0.2, b_len), rng.uniform(0.5, 0.79, b_len)
     theta = garch._pack(om, al, be, np.full(b_len, 6.0))
     got = {}
-    for name, width in (("lfilter", 10**6), ("numpy", 0)):
-        monkeypatch.setattr(garch, "_LFILTER_MAX", width)
+    for name, width in (("serial", 10**6), ("numpy", 0)):
+        monkeypatch.setattr(garch, "_SERIAL_MAX", width)
         got[name] = (garch.variance_path(e2, mask, om, al, be, bc), *garch._scores(e2, mask, theta, bc),
                      garch.fit_batch(r, min_obs=100, max_iter=50, tol=1e-7))
-    for a, b in zip(got["lfilter"][:-1], got["numpy"][:-1]):
+    for a, b in zip(got["serial"][:-1], got["numpy"][:-1]):
         assert np.array_equal(a, b)
-    fa, fb = got["lfilter"][-1], got["numpy"][-1]
+    fa, fb = got["serial"][-1], got["numpy"][-1]
     for k in ("omega", "alpha", "beta", "nu", "loglik", "iterations", "converged"):
         assert np.array_equal(getattr(fa, k), getattr(fb, k), equal_nan=True), k
     # and the path is the recursion of the module docstring (a missing return: its expectation)
