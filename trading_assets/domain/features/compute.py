@@ -266,6 +266,9 @@ def build_plan(
 # (benchmarks/features.py --chunk): 25 -> 0.7 GB peak for a one-session window, slower (more plans);
 # 50 -> 0.75 GB; 100 -> 0.86 GB; the whole universe at once -> 5.5 GB.
 CHUNK_SYMBOLS = 50
+# a continued (incremental) window's frames are ~TRAILING_BARS bars per symbol, not the whole history:
+# its chunks hold as many bars as CHUNK_SYMBOLS symbols of 5 years (fewer, larger polars plans)
+CHUNK_BARS = CHUNK_SYMBOLS * 1260
 # windows of up to this many sessions are computed in one pass (`_window_chunks_one_pass`): their
 # rows are few enough to keep every feature of the window while the cross-section waits for all chunks
 ONE_PASS_MAX_SESSIONS = 63
@@ -339,6 +342,8 @@ def window_chunks(
                              "from their first bar (compute the benchmark from its first bar too)")  # fmt: skip
         bars = incremental.tail_bars(bars, state)
         carry = incremental.carry_frame(state, settings)
+        n_symbols = max(1, bars["symbol"].n_unique())
+        chunk_symbols = max(chunk_symbols, int(CHUNK_BARS / max(1.0, bars.height / n_symbols)))
     bench_bars = bars.filter(pl.col("symbol") == benchmark)
     in_window = pl.col("date").is_between(start, end)
 
