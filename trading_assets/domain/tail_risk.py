@@ -29,6 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from trading_assets.domain.bounded_minimize import minimize_bounded
+
 _GRID = np.linspace(-6.0, 8.0, 57) + 1e-3  # v = log(1 + theta * max(y)), offset so that theta != 0 exactly
 _GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
 
@@ -52,9 +54,8 @@ def _profile(theta: np.ndarray, y: np.ndarray, valid: np.ndarray, k: np.ndarray)
 def gpd_fit_one(y: np.ndarray) -> tuple[float, float]:
     """MLE (xi, beta) of a GPD for one sample of excesses y > 0: the same profile, a grid in one
     vectorized call, then scipy's bounded Brent search around the best grid point (the gate calls
-    this a few times per session, where gpd_fit_batch's per-step overhead would dominate)."""
-    from scipy.optimize import minimize_scalar
-
+    this a few times per session, where gpd_fit_batch's per-step overhead would dominate), as
+    domain/bounded_minimize.py's bit-identical copy (a daily run does not import scipy.optimize)."""
     y = np.asarray(y, dtype=float)
     k = y.size
     ymax = float(y.max())
@@ -70,9 +71,8 @@ def gpd_fit_one(y: np.ndarray) -> tuple[float, float]:
     vals, _, _ = prof(_GRID)
     b = int(np.argmax(vals))
     step = _GRID[1] - _GRID[0]
-    res = minimize_scalar(lambda v: -float(prof(v)[0][0]), bounds=(_GRID[b] - step, _GRID[b] + step),
-                          method="bounded", options={"xatol": 1e-10})
-    _, xi, theta = prof(res.x if -res.fun >= vals[b] else _GRID[b])
+    x, fun, _ = minimize_bounded(lambda v: -float(prof(v)[0][0]), (_GRID[b] - step, _GRID[b] + step), xatol=1e-10)
+    _, xi, theta = prof(x if -fun >= vals[b] else _GRID[b])
     return float(xi[0]), float(xi[0] / theta[0])
 
 
