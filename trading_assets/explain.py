@@ -183,7 +183,7 @@ def explain(warehouse: Warehouse, session: date, symbol: str, settings: Settings
             "LEFT JOIN model_training_runs r ON r.agent = v.agent AND r.date = v.train_date WHERE v.date = ? ORDER BY v.family, v.role, v.agent",
             [session],
         ) if "model_training_runs" in have else []  # fmt: skip
-        calib = qn("agent_calibration", "SELECT agent, ic_n, ic_mean, ic_t, factor FROM agent_calibration WHERE date = ? ORDER BY agent", [session])
+        calib = qn("agent_calibration", "SELECT * EXCLUDE (date, run_id) FROM agent_calibration WHERE date = ? ORDER BY agent", [session])
         fitted = _fitted_state(con, have, session, symbol, settings, agents)
         meta = q1("decisions", "SELECT * FROM decisions WHERE date = ? AND symbol = ?", k)
         risk = q1("risk_decisions", "SELECT * FROM risk_decisions WHERE date = ? AND symbol = ?", k)
@@ -281,7 +281,7 @@ def explain(warehouse: Warehouse, session: date, symbol: str, settings: Settings
         "model_versions": {m["agent"]: {k2: m.get(k2) for k2 in ("family", "role", "model_version", "train_date", "first_label_date",
                                                                   "last_label_date", "purge_sessions", "artifact_path", "mlflow_run_id")}
                            for m in trained},  # fmt: skip
-        "confidence_calibration": {c["agent"]: {k2: c.get(k2) for k2 in ("ic_n", "ic_mean", "ic_t", "factor")} for c in calib},
+        "confidence_calibration": {c["agent"]: {k2: c.get(k2) for k2 in ("as_of", "ic_n", "ic_mean", "ic_t", "ic_shrunk", "factor")} for c in calib},
         "cycle_id": (risk or {}).get("cycle_id") or (meta or {}).get("cycle_id") or (cycle or {}).get("cycle_id"),
     }
     if book and book.get("sector_exposure"):
@@ -474,8 +474,10 @@ def render_text(x: dict) -> str:
           + (f", trained {m.get('train_date')} on labels {m.get('first_label_date')}..{m.get('last_label_date')} (purge {m.get('purge_sessions')}),"
              f" mlflow run {m.get('mlflow_run_id')}" if m.get("model_version") else ""))
     if v.get("confidence_calibration"):
-        w("   confidence calibration (rolling OOS rank IC -> factor): "
-          + ", ".join(f"{a} {_fmt(c.get('ic_mean'), 4)} -> {_fmt(c.get('factor'), 2)}" for a, c in v["confidence_calibration"].items()))
+        as_of = next((c.get("as_of") for c in v["confidence_calibration"].values() if c.get("as_of")), None)
+        w(f"   confidence calibration (rolling OOS rank IC -> shrunk by its t -> factor{f', as of {as_of}' if as_of else ''}): "
+          + ", ".join(f"{a} {_fmt(c.get('ic_mean'), 4)} -> {_fmt(c.get('ic_shrunk'), 4)} -> {_fmt(c.get('factor'), 2)}"
+                      for a, c in v["confidence_calibration"].items()))
     for stage, run_id in x["runs"].items():
         w(f"   {stage:<20} run {run_id}")
     if x.get("audit_events"):

@@ -237,11 +237,12 @@ class MetaBrainSettings:
     min_confidence: float = 0.05  # an agent below this confidence is silent; all silent -> NO_SIGNAL
     high_disagreement_penalty: float = 0.5  # flag HIGH_DISAGREEMENT when exp(-beta * Var) < this
     top_n: int = 5  # top buys / sells reported in metadata
-    # Reliability (domain/calibration.py): each agent's confidence x min(1, max(0, rolling OOS rank IC) / full_ic),
-    # 0 before calibration_min_sessions label sessions are known. Off by default: see docs/ARCHITECTURE.md (issue #12).
-    calibrate: bool = False
-    calibration_window: int = 126  # label sessions of the rolling OOS rank IC
-    calibration_min_sessions: int = 21
+    # Reliability (domain/calibration.py): each agent's confidence x min(1, IC* / full_ic), IC* = the mean of its last
+    # calibration_window out-of-sample daily rank ICs shrunk by its t-statistic (x max(0, 1 - 1/t^2)), computed at the
+    # model cadence sessions only; 0 before calibration_min_sessions label sessions are known (issue #12).
+    calibrate: bool = True
+    calibration_window: int = 252  # label sessions of the rolling OOS rank IC (SE of the mean ~ 0.1 / sqrt(252) = 0.006)
+    calibration_min_sessions: int = 63
     calibration_full_ic: float = 0.02  # a rolling rank IC at or above this keeps the agent's own confidence (a priori)
     # The agent whose sigma is every symbol's sigma in the mixture (the GARCH forecast, or its
     # trailing fallback); "" = each agent's own sigma. Regime: the first of these agents with a state.

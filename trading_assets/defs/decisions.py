@@ -82,7 +82,7 @@ class _DecisionStats:
 def meta_decisions(context: dg.AssetExecutionContext, warehouse: WarehouseResource, pipeline: PipelineConfig) -> dg.MaterializeResult:
     settings = pipeline.settings()
     wh = warehouse.get()
-    wh.ensure_columns("model_outputs", {"role": "VARCHAR"})  # warehouses from before the trained agents
+    wh.ensure_columns("model_outputs", {"role": "VARCHAR", "score": "DOUBLE"})  # warehouses from before the trained agents
     start, end, sessions = window_of(context)
     symbols = universe_symbols(wh, pipeline)
     benchmarks = benchmark_symbols(wh, settings.benchmark)
@@ -117,6 +117,7 @@ def meta_decisions(context: dg.AssetExecutionContext, warehouse: WarehouseResour
 
     replace_window_in_chunks(wh, "decisions", blocks(), start, end, symbols=symbols)
     if factors is not None:
+        wh.ensure_columns("agent_calibration", {"as_of": "DATE", "ic_shrunk": "DOUBLE"})  # warehouses from before the shrunk factor
         wh.replace_window("agent_calibration", factors.with_columns(run_id=pl.lit(context.run.run_id)), start, end)
     last = stats.last
 

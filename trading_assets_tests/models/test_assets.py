@@ -141,16 +141,22 @@ def test_range_run_retrains_inside_the_walk_like_daily_runs(warehouse, tmp_path)
 
 
 def test_meta_brain_calibration_by_each_agents_rolling_oos_ic(warehouse):
+    """The shipped calibration (settings defaults: on, 252 sessions, min 63, t-shrunk, held between cadence
+    sessions) through meta_decisions on a real DuckDB: one factor by hand, held between cadence sessions,
+    and point in time (labels and scores after the calibration session changed: same factors)."""
+    from trading_assets.defs import calibration as cal_defs
     from trading_assets.defs import decisions as dec_defs
     from trading_assets.domain.models import oos
 
     wh = warehouse
     fill(wh, n_symbols=10)
-    days = training.training_sessions(*WINDOW, _settings().models)
-    a, b = days[0], days[2]
     res = _resources(wh)
-    assert dg.materialize(ASSETS, tags=_range(a, b), resources=res).success
-    res["pipeline"] = PipelineConfig(settings_overrides={"models": MODELS, "meta": {"calibrate": True, "calibration_min_sessions": 10}})
+    assert dg.materialize(ASSETS, tags=_range(date(2024, 6, 3), LAST), resources=res).success
+    s = _settings()
+    cad = cal_defs.cadence_sessions(*WINDOW, s)
+    u, nxt = cad[-2], cad[-1]
+    a, b = calendar.previous_session(u), calendar.previous_session(nxt)  # [a, b] spans two calibration sessions
+    assert s.meta.calibrate and s.meta.calibration_window == 252 and s.meta.calibration_min_sessions == 63  # the shipped defaults
     assert dg.materialize([dec_defs.meta_decisions], tags=_range(a, b), resources=res).success
     cal = wh.read("SELECT * FROM agent_calibration ORDER BY date, agent")
     from trading_assets.domain.agents import AGENTS, TRAINED_AGENTS
@@ -158,17 +164,35 @@ def test_meta_brain_calibration_by_each_agents_rolling_oos_ic(warehouse):
     # every registered heuristic/statistical agent and each non-shadow family's champion; shadows never
     champions = {a.name for a in TRAINED_AGENTS if not getattr(a, "starts_as_shadow", False)}
     assert set(cal["agent"]) == {a.name for a in AGENTS} | champions
-    assert {"gbm_cross_section", "gbm_ranker", "trained_momentum", "momentum"} <= set(cal["agent"])
-    # one factor by hand: the champion's daily rank IC of mu over the labels known at b, the last 126
-    mu = wh.read("SELECT date, symbol, agent, mu FROM model_outputs WHERE agent = 'gbm_cross_section' AND mu IS NOT NULL AND date <= ?", [b])
-    lab = wh.read("SELECT date, symbol, known_at, fwd_return, valid FROM labels WHERE horizon = 1 AND known_at <= ?", [b])
-    d = oos.daily_rank_ic(mu, lab, source="agent", score="mu").tail(126)
+    # held: every session from u to b uses the factors computed at u; the session before u those of the previous one
+    assert set(cal.filter(pl.col("date") >= u)["as_of"]) == {u} and set(cal.filter(pl.col("date") == a)["as_of"]) == {cad[-3]}
+    assert cal.filter(pl.col("date") >= u).group_by("agent").agg(pl.col("factor").n_unique())["factor"].max() == 1
+    # one factor by hand: the champion's daily rank IC of its raw score over the labels known at u, the last 252
+    sc = wh.read("SELECT date, symbol, agent, score FROM model_outputs WHERE agent = 'gbm_cross_section' AND score IS NOT NULL AND date <= ?", [u])
+    lab = wh.read("SELECT date, symbol, known_at, fwd_return, valid FROM labels WHERE horizon = 1 AND known_at <= ?", [u])
+    v = oos.daily_rank_ic(sc, lab, source="agent", score="score").sort("known_at", "date").tail(252)["rank_ic"].to_numpy()
+    n, mean, sd = len(v), v.mean(), v.std(ddof=1)
+    t = mean / (sd / n**0.5)
+    shrunk = mean * (1 - 1 / t**2) if mean > 0 and t > 1 else 0.0
     row = cal.filter((pl.col("date") == b) & (pl.col("agent") == "gbm_cross_section")).row(0, named=True)
-    assert row["ic_n"] == d.height and row["ic_mean"] == pytest.approx(d["rank_ic"].mean(), abs=1e-12)
-    assert row["factor"] == pytest.approx(min(1.0, max(0.0, d["rank_ic"].mean()) / 0.02))
+    assert row["ic_n"] == n >= 63 and row["ic_mean"] == pytest.approx(mean, abs=1e-12) and row["ic_t"] == pytest.approx(t, rel=1e-9)
+    assert row["ic_shrunk"] == pytest.approx(shrunk, abs=1e-12) and row["factor"] == pytest.approx(min(1.0, shrunk / 0.02), abs=1e-12)
     assert row["factor"] > 0  # the planted signal earned it
-    # a session before any model spoke: the champion's factor is 0 (not earned)
-    assert cal.filter((pl.col("date") == a) & (pl.col("agent") == "gbm_cross_section"))["factor"][0] == 0.0
+    # point in time: change every label known after u and every score after u -> the factors of [u, b] are the same
+    sessions = calendar.sessions(u, b)
+    syms = wh.read("SELECT symbol FROM universe ORDER BY symbol")["symbol"].to_list()
+    before = cal_defs.window_factors(wh, s, sessions, syms, ["SPY"])
+    with wh.connect() as con:
+        con.execute("UPDATE labels SET fwd_return = -3 * fwd_return + 0.01 WHERE known_at > ?", [u])
+        con.execute("UPDATE model_outputs SET score = -score, mu = -mu WHERE date > ?", [u])
+    after = cal_defs.window_factors(wh, s, sessions, syms, ["SPY"])
+    assert after.equals(before) and before.height > 0
+    assert before.drop("as_of").equals(cal.filter(pl.col("date") >= u).select(list(before.columns)).drop("as_of"))
+    # ...while a label known at u does move them
+    with wh.connect() as con:
+        con.execute("UPDATE labels SET fwd_return = -fwd_return WHERE known_at = ?", [u])
+    moved = cal_defs.window_factors(wh, s, sessions, syms, ["SPY"])
+    assert not moved["ic_mean"].equals(before["ic_mean"])
 
 
 def test_mlflow_registry_records_runs_versions_and_aliases(warehouse, monkeypatch):

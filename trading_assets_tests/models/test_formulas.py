@@ -103,12 +103,33 @@ def test_promotion_rule_on_hand_made_series():
 
 
 def test_calibration_factor_by_hand():
-    d = DAYS[30]
-    m = MetaBrainSettings(calibration_full_ic=0.02, calibration_min_sessions=21)
-    rolling = pl.DataFrame({"agent": ["a", "b", "c", "d"], "date": [d] * 4, "ic_n": [50, 50, 50, 10], "ic_mean": [0.01, 0.05, -0.01, 0.05],
-                            "ic_t": [1.0, 3.0, -1.0, 2.0]}, schema_overrides={"ic_n": pl.Int32})  # fmt: skip
-    pairs = pl.DataFrame({"date": [d] * 5, "agent": ["a", "b", "c", "d", "e"]})
-    f = calibration.factors(rolling, pairs, m)
-    assert dict(zip(f["agent"], f["factor"])) == pytest.approx({"a": 0.5, "b": 1.0, "c": 0.0, "d": 0.0, "e": 0.0})
-    outs = pl.DataFrame({"date": [d] * 2, "symbol": ["X", "X"], "agent": ["a", "b"], "confidence": [0.8, 0.6]})
-    assert calibration.calibrate(outs, f)["confidence"].to_list() == pytest.approx([0.4, 0.6])
+    """factor = min(1, m* / 0.02), m* = m (1 - 1/t^2) for m > 0 and t > 1 (else 0), computed at the cadence
+    session u(t) <= t and held until the next one; 0 below min_sessions or without a rolling row."""
+    u1, u2 = DAYS[30], DAYS[51]
+    m = MetaBrainSettings(calibration_full_ic=0.02, calibration_min_sessions=63)
+    rolling = pl.DataFrame({
+        "agent": ["a", "b", "c", "d", "e", "a"], "date": [u1] * 5 + [u2],
+        "ic_n": [252, 252, 252, 40, 252, 252], "ic_mean": [0.012, 0.03, -0.01, 0.05, 0.008, 0.006], "ic_t": [2.0, 3.0, -1.0, 4.0, 0.9, 1.5],
+    }, schema_overrides={"ic_n": pl.Int32})  # fmt: skip
+    days = DAYS[30:55]
+    as_of = calibration.calibration_sessions(days, [DAYS[9], u1, u2])
+    assert as_of.filter(pl.col("date") == DAYS[50])["as_of"][0] == u1 and as_of.filter(pl.col("date") == DAYS[54])["as_of"][0] == u2
+    pairs = pl.DataFrame({"date": [u1] * 6 + [DAYS[50], DAYS[51], DAYS[54]], "agent": ["a", "b", "c", "d", "e", "f", "a", "a", "a"]})
+    f = calibration.factors(rolling, pairs, as_of, m)
+    got = {(r["date"], r["agent"]): r for r in f.iter_rows(named=True)}
+    by_hand = {
+        "a": 0.012 * (1 - 1 / 4) / 0.02,  # 0.45
+        "b": min(1.0, 0.03 * (1 - 1 / 9) / 0.02),  # 0.0267 / 0.02 -> capped at 1
+        "c": 0.0,  # negative mean
+        "d": 0.0,  # 40 < 63 sessions: nothing earned yet
+        "e": 0.0,  # t = 0.9 <= 1: within one standard error of zero
+        "f": 0.0,  # no rolling row
+    }
+    for agent, v in by_hand.items():
+        assert got[(u1, agent)]["factor"] == pytest.approx(v, abs=1e-12) and got[(u1, agent)]["as_of"] == u1
+    assert got[(u1, "a")]["ic_shrunk"] == pytest.approx(0.009)
+    # held between cadence sessions: DAYS[50] still uses u1's factor, DAYS[51] and later u2's
+    assert got[(DAYS[50], "a")]["factor"] == pytest.approx(0.45) and got[(DAYS[50], "a")]["as_of"] == u1
+    assert got[(DAYS[51], "a")]["factor"] == got[(DAYS[54], "a")]["factor"] == pytest.approx(0.006 * (1 - 1 / 2.25) / 0.02)
+    outs = pl.DataFrame({"date": [u1] * 2, "symbol": ["X", "X"], "agent": ["a", "b"], "confidence": [0.8, 0.6]})
+    assert calibration.calibrate(outs, f)["confidence"].to_list() == pytest.approx([0.8 * 0.45, 0.6])
