@@ -10,7 +10,7 @@
     version  training.model_version(...)
     in-sample rank IC = mean over the last IS_SESSIONS training sessions of the per-session rank IC of
              the model's predictions on its own training rows (oos.daily_rank_ic), a diagnostic, never
-             used to decide (the last 50 sessions, not all: predicting 200,000 rows cost as much as a
+             used to decide (the last 50 sessions, not all: predicting 100,000 rows costs as much as a
              tenth of a fit, for a number nothing reads).
 """
 
