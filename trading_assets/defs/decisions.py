@@ -117,7 +117,7 @@ def meta_decisions(context: dg.AssetExecutionContext, warehouse: WarehouseResour
 
     replace_window_in_chunks(wh, "decisions", blocks(), start, end, symbols=symbols)
     if factors is not None:
-        wh.ensure_columns("agent_calibration", {"as_of": "DATE", "ic_shrunk": "DOUBLE"})  # warehouses from before the shrunk factor
+        wh.ensure_columns("agent_calibration", {"as_of": "DATE", "ic_shrunk": "DOUBLE", "method": "VARCHAR"})  # warehouses from before the shrunk factor
         wh.replace_window("agent_calibration", factors.with_columns(run_id=pl.lit(context.run.run_id)), start, end)
     last = stats.last
 

@@ -193,6 +193,10 @@ def test_meta_brain_calibration_by_each_agents_rolling_oos_ic(warehouse):
         con.execute("UPDATE labels SET fwd_return = -fwd_return WHERE known_at = ?", [u])
     moved = cal_defs.window_factors(wh, s, sessions, syms, ["SPY"])
     assert not moved["ic_mean"].equals(before["ic_mean"])
+    # a later run inside [u, b] (a daily run at b) reads u's factors from agent_calibration's own rows of u instead
+    # of recomputing a year of daily ICs: the stored ones, not the `moved` ones (the data of u was changed behind its back)
+    daily_b = cal_defs.window_factors(wh, s, [b], syms, ["SPY"])
+    assert daily_b.drop("date").equals(before.filter(pl.col("date") == b).drop("date"))
 
 
 def test_mlflow_registry_records_runs_versions_and_aliases(warehouse, monkeypatch):
