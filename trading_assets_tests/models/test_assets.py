@@ -178,6 +178,12 @@ def test_meta_brain_calibration_by_each_agents_rolling_oos_ic(warehouse):
     assert row["ic_n"] == n >= 63 and row["ic_mean"] == pytest.approx(mean, abs=1e-12) and row["ic_t"] == pytest.approx(t, rel=1e-9)
     assert row["ic_shrunk"] == pytest.approx(shrunk, abs=1e-12) and row["factor"] == pytest.approx(min(1.0, shrunk / 0.02), abs=1e-12)
     assert row["factor"] > 0  # the planted signal earned it
+    # explain names the factors the Meta-Brain used and the calibration session they were computed at
+    from trading_assets.explain import explain, render_text
+
+    x = explain(wh, b, "S00", s)
+    assert x["versions"]["confidence_calibration"]["gbm_cross_section"]["factor"] == pytest.approx(row["factor"])
+    assert f"as of {u}" in render_text(x)
     # point in time: change every label known after u and every score after u -> the factors of [u, b] are the same
     sessions = calendar.sessions(u, b)
     syms = wh.read("SELECT symbol FROM universe ORDER BY symbol")["symbol"].to_list()
