@@ -94,7 +94,7 @@ def test_live_mode_run_has_one_cycle_id_in_every_table(tmp_path, monkeypatch):
     """The bug: in live mode the book replaced execution.mode on its own copy of the settings, so
     risk_decisions and orders carried a cycle_id from another settings hash than decisions and
     cycle_meta. Now the run's one Settings carries the mode."""
-    from trading_assets_tests.reliability.conftest import HISTORY_START, SYMBOLS, _definitions_from, _environment, sessions, trading_env
+    from trading_assets_tests.reliability.conftest import HISTORY_START, SYMBOLS, UNCALIBRATED, _definitions_from, _environment, sessions, trading_env
 
     monkeypatch.setitem(ex.BROKERS, "test_live", ex.PaperBroker)  # a broker that accepts live mode, fills like paper
     window = sessions(HISTORY_START, 45)
@@ -109,7 +109,7 @@ def test_live_mode_run_has_one_cycle_id_in_every_table(tmp_path, monkeypatch):
             resources={"warehouse": WarehouseResource(db_path=str(data / "trading.duckdb"), audit_dir=str(data / "audit")),
                        "pipeline": PipelineConfig()},
         )
-        overrides = {"execution": {"mode": "live", "broker": "test_live"}}
+        overrides = {"execution": {"mode": "live", "broker": "test_live"}, **UNCALIBRATED}  # the book must trade in 45 sessions
         with dg.DagsterInstance.ephemeral() as instance:
             result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
                 instance=instance,
