@@ -183,7 +183,8 @@ def cli_env(root: Path, **extra: str) -> dict[str, str]:
 
 
 def cli_args(start: date, end: date, symbols: Sequence[str] = SYMBOLS) -> list[str]:
-    return ["--start", start.isoformat(), "--end", end.isoformat(), "--symbols", ",".join(symbols)]
+    """A range run of `symbols`, uncalibrated as run_graph's runs (UNCALIBRATED)."""
+    return ["--start", start.isoformat(), "--end", end.isoformat(), "--symbols", ",".join(symbols), "--settings", json.dumps(UNCALIBRATED)]
 
 
 def cli_popen(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
