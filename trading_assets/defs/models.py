@@ -160,11 +160,7 @@ def train_window(wh: Warehouse, settings: Settings, days: list[date], symbols: l
     prev = previous_runs(wh, days[0])
     prev_artifacts: dict[str, bytes] = {}
     rows: list[dict] = []
-    logger = None
-    if models.mlflow:
-        from trading_assets.store.mlflow_registry import MlflowRegistry
-
-        logger = MlflowRegistry(folder)
+    logger = None  # the MLflow store, opened at the first TRAINED result (opening it costs seconds: a run that trains nothing skips it)
     for t in days:
         fv = current_feature_version(wh, t)
         shared: dict[int, pl.DataFrame] = {}  # window_years -> the window's training rows, computed once for its variants
@@ -185,7 +181,11 @@ def train_window(wh: Warehouse, settings: Settings, days: list[date], symbols: l
             if r.status == training.TRAINED:
                 rel = model_store.artifact_path(agent.name, variant.name, r.version)
                 model_store.save_artifact(folder, rel, r.artifact)
-                if logger is not None:
+                if models.mlflow:
+                    if logger is None:
+                        from trading_assets.store.mlflow_registry import MlflowRegistry
+
+                        logger = MlflowRegistry(folder)
                     mlflow_id = logger.log_training(r, rel, fv, val, models)
                 prev[variant.name] = {"date": t, "artifact_path": rel, "artifact_sha256": r.sha256}
                 prev_artifacts[variant.name] = r.artifact
