@@ -379,7 +379,7 @@ def window_chunks(
             base = base.filter(pl.col("symbol").is_in(names.implode()))
         good = _per_symbol(base.lazy(), benchmark, settings).collect()
         if state_out is not None:
-            state_out.append(incremental.extract_state(good, end, settings))
+            state_out.append(incremental.extract_state([good], end, settings))
         good = good.filter(in_window)
         cross = xs.filter(pl.col("symbol").is_in(names.implode()))
         if not (good["date"].equals(cross["date"]) and good["symbol"].equals(cross["symbol"])):
@@ -419,7 +419,7 @@ def _window_chunks_one_pass(
         if carry is None:
             good = _per_symbol(base.lazy(), benchmark, settings).collect()
             if state_out is not None:
-                state_out.append(incremental.extract_state(good, end, settings))
+                state_out.append(incremental.extract_state([good], end, settings))
             good = good.filter(in_window)
         else:
             good = _continued(base, benchmark, settings, in_window, state.filter(pl.col("symbol").is_in(names.implode())), end, state_out)
@@ -452,25 +452,31 @@ def _continued(
     state_out: list[pl.DataFrame] | None,
 ) -> pl.DataFrame:
     """The per-symbol features of a chunk's window rows when some symbols continue a state (their
-    frames: the TRAILING_BARS bars before the window and the window). Two frames, so that most
-    features slide over half the bars: incremental.LONG (the features reaching further back than
-    SHORT_BARS, with what they read) on the whole frame, every other feature on a frame whose
-    continued symbols start SHORT_BARS bars before the window (their bar index offset accordingly; a
-    symbol computed from its first bar keeps all its bars in both)."""
-    cut = TRAILING_BARS - incremental.SHORT_BARS
-    long = _per_symbol(base.lazy(), benchmark, settings, incremental=True, only=incremental.LONG_PLAN).collect()
-    incremental.check_tail(long, state)
+    frames: the TRAILING_BARS bars before the window and the window). Each feature slides over the
+    shortest frame that holds what it reads (incremental.TIERS: the continued symbols' last B bars
+    before the window, their bar index offset accordingly; a symbol computed from its first bar
+    keeps all its bars in every frame), so most expressions slide over a few dozen bars."""
     continued = pl.col(I0_CARRY).is_not_null()
-    short_base = base.lazy().filter(~continued | (pl.col("history_rows") > pl.col(I0) + cut)).with_columns(
-        pl.when(continued).then(pl.col(I0) + cut).otherwise(pl.col(I0)).alias(I0)
-    )
-    short = _per_symbol(short_base, benchmark, settings, incremental=True, only=incremental.SHORT_PLAN).collect()
+    frames: list[pl.DataFrame] = []
+    parts: list[pl.DataFrame] = []
+    for bars, names, plan in incremental.TIERS:
+        cut = TRAILING_BARS - bars
+        frame = base.lazy()
+        if cut:
+            frame = frame.filter(~continued | (pl.col("history_rows") > pl.col(I0) + cut)).with_columns(
+                pl.when(continued).then(pl.col(I0) + cut).otherwise(pl.col(I0)).alias(I0)
+            )
+        good = _per_symbol(frame, benchmark, settings, incremental=True, only=plan).collect()
+        frames.append(good)
+        good = good.filter(in_window)
+        if parts and not (good["date"].equals(parts[0]["date"]) and good["symbol"].equals(parts[0]["symbol"])):
+            raise AssertionError("window_chunks: the frames' window rows differ")  # same rows, same order by construction
+        parts.append(good if not parts else good.select(names))
+    incremental.check_tail(frames[-1], state)  # the longest frame: every continued symbol's TRAILING_BARS bars
     if state_out is not None:
-        state_out.append(incremental.extract_state(short, end, settings, dates=long))
-    short, long = short.filter(in_window), long.filter(in_window)
-    if not (short["date"].equals(long["date"]) and short["symbol"].equals(long["symbol"])):
-        raise AssertionError("window_chunks: the two frames' window rows differ")  # same rows, same order by construction
-    return short.hstack(long.select(incremental.LONG).get_columns())
+        state_out.append(incremental.extract_state(frames, end, settings))
+    head = parts[0].select(pl.all().exclude([n for n in FEATURE_NAMES if n not in incremental.TIERS[0][1]]))
+    return head.hstack([c for part in parts[1:] for c in part.get_columns()])
 
 
 def compute_features(

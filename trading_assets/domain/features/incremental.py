@@ -47,13 +47,23 @@ from trading_assets.settings import FeatureSettings
 
 # Bump when what the state holds or how it is continued changes (part of state_version).
 STATE_REVISION = 1
-# A continued symbol's features slide over two frames (compute._continued): the few features reaching
-# further back than SHORT_BARS (catalog.reach: max_dd_252 and calmar_proxy_252, 503 bars) over its
-# TRAILING_BARS bars, all the others over its last SHORT_BARS bars (their longest reach is 252 bars):
-# half the rows for nearly every expression.
-SHORT_BARS = 260
+# A continued symbol's features slide over frames of its last B bars, B in FRAME_BARS: each feature on
+# the shortest frame that holds its reach (incremental_reach) with a 4-bar margin -- most features
+# read <= 66 bars, a few up to 252, two (max_dd_252, calmar_proxy_252) 503 -- so nearly every
+# expression slides over a fraction of the TRAILING_BARS bars (compute._continued).
+FRAME_BARS = (70, 130, 260, TRAILING_BARS)
+_MARGIN = 4
 _PER_SYMBOL = [f for f in CATALOG if f.stage < CROSS_SECTION_STAGE]
-LONG = tuple(f.name for f in _PER_SYMBOL if reach(f.name) > SHORT_BARS - 4)
+
+
+def incremental_reach(name: str) -> int:
+    """Bars before t that a continued symbol's frame must hold for feature `name` at t: as
+    catalog.reach, except that a recursive feature reads its recursions from the carry at the last
+    state bar (their inputs read one bar back: a return, a difference, the true range), not its
+    warm-up window; a feature reading it still counts its own window."""
+    f = BY_NAME[name]
+    own = f.reach if f.reach is not None else (1 if f.recursions is not None else f.window - 1)
+    return max([own, *(incremental_reach(i) for i in f.inputs if i in BY_NAME)])
 
 
 def _with_inputs(names: set[str]) -> set[str]:
@@ -63,8 +73,20 @@ def _with_inputs(names: set[str]) -> set[str]:
     return out
 
 
-LONG_PLAN = frozenset(_with_inputs(set(LONG)))  # what the long frame evaluates
-SHORT_PLAN = frozenset(f.name for f in _PER_SYMBOL if f.name not in LONG)  # ... and the short one
+def _tiers() -> tuple[tuple[int, tuple[str, ...], frozenset[str]], ...]:
+    """(frame bars, the features it yields, what it evaluates: them and their inputs) per frame."""
+    out, done = [], set()
+    for bars in FRAME_BARS:
+        mine = tuple(f.name for f in _PER_SYMBOL if f.name not in done and incremental_reach(f.name) <= bars - _MARGIN)
+        done |= set(mine)
+        if mine:
+            out.append((bars, mine, frozenset(_with_inputs(set(mine)))))
+    if len(done) != len(_PER_SYMBOL):
+        raise AssertionError("a feature reaches further back than TRAILING_BARS: raise it")
+    return tuple(out)
+
+
+TIERS = _tiers()
 I0 = "_i0"  # bar index of a continued symbol's first bar in the frame (0 for a symbol computed in full)
 STATE_PREFIX = "r_"  # table column of a recursion's state
 
@@ -140,29 +162,32 @@ def check_tail(good: pl.DataFrame, state: pl.DataFrame) -> None:
                          f"(expected {TRAILING_BARS} usable bars ending at last_bar)")  # fmt: skip
 
 
-def extract_state(good: pl.DataFrame, as_of: date, settings: FeatureSettings, dates: pl.DataFrame | None = None) -> pl.DataFrame:
-    """The state after session as_of of every symbol in `good` (compute.py's per-symbol frame: the
-    usable bars with I and the recursion columns, sorted by (symbol, date)) with at least
-    TRAILING_BARS usable bars up to it: its last usable bar <= as_of, its index + 1, the date
-    TRAILING_BARS - 1 bars earlier (from `dates`, a frame of the same symbols' usable bars reaching
-    that far back, if `good` does not), and every recursion's value there."""
+def extract_state(frames: list[pl.DataFrame], as_of: date, settings: FeatureSettings) -> pl.DataFrame:
+    """The state after session as_of of every symbol in the frames (compute.py's per-symbol frames of
+    one chunk: the usable bars with I and recursion columns, sorted by (symbol, date); the last one
+    reaches furthest back) with at least TRAILING_BARS usable bars up to it: its last usable bar
+    <= as_of, its index + 1, the date TRAILING_BARS - 1 bars earlier, and every recursion's value
+    there (from whichever frame evaluated it)."""
     keys = recursion_keys(settings)
     rec_cols = [REC_PREFIX + k for k in keys]
     upto = pl.col("date") <= as_of
     per = (
-        good.lazy()
+        frames[-1].lazy()
         .filter(upto)
         .group_by("symbol")
         .agg((pl.col(I).last() + 1).cast(pl.Int64).alias("history_rows"), pl.col("date").last().alias("last_bar"),
-             *(pl.col(c).last() for c in rec_cols))  # fmt: skip
-    )
-    starts = (
-        (good if dates is None else dates).lazy()
-        .filter(upto)
-        .group_by("symbol")
-        .agg(pl.when(pl.len() >= TRAILING_BARS).then(pl.col("date").slice(pl.len() - TRAILING_BARS, 1).first()).alias("tail_start"))
-    )
-    per = per.join(starts, on="symbol").collect()
+             pl.when(pl.len() >= TRAILING_BARS).then(pl.col("date").slice(pl.len() - TRAILING_BARS, 1).first()).alias("tail_start"))
+    )  # fmt: skip
+    found: set[str] = set()
+    for frame in frames:
+        here = [c for c in rec_cols if c in frame.columns and c not in found]
+        if here:
+            found |= set(here)
+            per = per.join(frame.lazy().filter(upto).group_by("symbol").agg(*(pl.col(c).last() for c in here)), on="symbol")
+    missing = [c for c in rec_cols if c not in found]
+    if missing:
+        raise ValueError(f"extract_state: no frame evaluated the recursions {missing}")
+    per = per.collect()
     out = per.filter(pl.col("tail_start").is_not_null() & pl.all_horizontal(pl.col(c).is_not_null() for c in rec_cols))
     return out.select(
         "symbol", "history_rows", "last_bar", "tail_start", *(pl.col(REC_PREFIX + k).alias(STATE_PREFIX + k) for k in keys)
