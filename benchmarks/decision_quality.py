@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 SHARED = ROOT.parent / "shared" / "data"
 DEFAULT_DATA = [SHARED / "prices", SHARED / "benchmark" / "spy_1993_2018.parquet"]
 DEFAULT_UNIVERSE = SHARED / "sp500_sectors_2018.parquet"
-EVALUATION_STEPS = ("performance", "signal_quality", "labels")
+EVALUATION_STEPS = ("performance", "signal_quality", "labels", "evaluation_plots")
 
 
 def run_graph(workdir: Path, args) -> dict:
