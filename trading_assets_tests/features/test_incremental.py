@@ -222,3 +222,16 @@ def test_real_folder_slice_with_a_split_and_bad_bars(capsys):
     with capsys.disabled():
         top = sorted(worst.items(), key=lambda kv: -kv[1])[:4]
         print(f"\nincremental vs full, real folder slice, {len(days)} sessions: largest scale-relative differences {top}")
+
+
+def test_chunking_does_not_change_the_continued_values(market):
+    # chunks of one symbol (continued ones weigh 1/8: several per chunk) and a mixed state (JNJ and the
+    # benchmark recomputed from their first bar) give the same rows as one chunk, bit for bit
+    bars, actions, bad = market
+    prev, day = date(2025, 4, 28), date(2025, 4, 29)
+    state = _state_after(bars, actions, bad, prev).filter(~pl.col("symbol").is_in(["JNJ", "SPY"]))
+    upto = bars.filter(pl.col("date") <= day)
+    one = pl.concat(list(window_chunks(upto, actions, "SPY", bad, SETTINGS, day, day, state=state, chunk_symbols=100)))
+    many = pl.concat(list(window_chunks(upto, actions, "SPY", bad, SETTINGS, day, day, state=state, chunk_symbols=1)))
+    assert one.equals(many)
+    compare(one.sort("date", "symbol"), compute_features(bars, actions, "SPY", bad, SETTINGS).filter(pl.col("date") == day).sort("date", "symbol"))

@@ -266,21 +266,35 @@ def build_plan(
 # (benchmarks/features.py --chunk): 25 -> 0.7 GB peak for a one-session window, slower (more plans);
 # 50 -> 0.75 GB; 100 -> 0.86 GB; the whole universe at once -> 5.5 GB.
 CHUNK_SYMBOLS = 50
-# a continued (incremental) window's frames are ~TRAILING_BARS bars per symbol, not the whole history:
-# its chunks hold as many bars as CHUNK_SYMBOLS symbols of 5 years (fewer, larger polars plans)
-CHUNK_BARS = CHUNK_SYMBOLS * 1260
+# a continued (incremental) window's frames hold ~16k values per symbol (incremental.TIERS: most
+# features over 70 bars), ~1/12 of a 5-year full computation's: chunks of 8x the symbols (fewer,
+# larger polars plans; a plan's fixed cost per expression dominates on such short frames)
+CHUNK_SYMBOLS_CONTINUED = 8 * CHUNK_SYMBOLS
 # windows of up to this many sessions are computed in one pass (`_window_chunks_one_pass`): their
 # rows are few enough to keep every feature of the window while the cross-section waits for all chunks
 ONE_PASS_MAX_SESSIONS = 63
 
 
-def _symbol_slices(bars: pl.DataFrame, chunk_symbols: int) -> list[tuple[int, int, pl.Series]]:
+def _symbol_slices(bars: pl.DataFrame, chunk_symbols: int, continued: set[str] | None = None) -> list[tuple[int, int, pl.Series]]:
     """(offset, length, symbols) row slices of `bars` (sorted by symbol), each of <= chunk_symbols
-    whole symbols."""
+    whole symbols -- a symbol in `continued` (its frames are short: CHUNK_SYMBOLS_CONTINUED) counting
+    CHUNK_SYMBOLS / CHUNK_SYMBOLS_CONTINUED of one."""
     counts = bars.group_by("symbol", maintain_order=True).len()
+    if not continued:
+        bounds = list(range(0, counts.height, chunk_symbols)) + [counts.height]
+    else:
+        weight = CHUNK_SYMBOLS / CHUNK_SYMBOLS_CONTINUED
+        bounds, used = [0], 0.0
+        for i, sym in enumerate(counts["symbol"]):
+            w = weight if sym in continued else 1.0
+            if used + w > chunk_symbols and i > bounds[-1]:
+                bounds.append(i)
+                used = 0.0
+            used += w
+        bounds.append(counts.height)
     out, offset = [], 0
-    for i in range(0, counts.height, chunk_symbols):
-        part = counts.slice(i, chunk_symbols)
+    for lo, hi in zip(bounds, bounds[1:]):
+        part = counts.slice(lo, hi - lo)
         length = int(part["len"].sum())
         out.append((offset, length, part["symbol"]))
         offset += length
@@ -342,8 +356,6 @@ def window_chunks(
                              "from their first bar (compute the benchmark from its first bar too)")  # fmt: skip
         bars = incremental.tail_bars(bars, state)
         carry = incremental.carry_frame(state, settings)
-        n_symbols = max(1, bars["symbol"].n_unique())
-        chunk_symbols = max(chunk_symbols, int(CHUNK_BARS / max(1.0, bars.height / n_symbols)))
     bench_bars = bars.filter(pl.col("symbol") == benchmark)
     in_window = pl.col("date").is_between(start, end)
 
@@ -410,7 +422,8 @@ def _window_chunks_one_pass(
     step then reads those kept rows: the same rows in the same (chunk, symbol, date) order as the
     two-pass path's narrow frames, so the values are the same bit for bit."""
     kept: list[tuple[pl.DataFrame, pl.DataFrame]] = []
-    for offset, length, names in _symbol_slices(bars, chunk_symbols):
+    continued = set(carry["symbol"]) if carry is not None else None
+    for offset, length, names in _symbol_slices(bars, chunk_symbols, continued):
         chunk = bars.slice(offset, length)
         if benchmark not in names:
             chunk = pl.concat([chunk, bench_bars], how="vertical_relaxed")
