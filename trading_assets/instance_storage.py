@@ -28,9 +28,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import sqlalchemy as db
+from sqlalchemy import exc as db_exc
 from dagster import Field, StringSource
 from dagster._core.events import ASSET_CHECK_EVENTS, ASSET_EVENTS
 from dagster._core.events.log import EventLogEntry
+from dagster._core.storage.event_log.schema import AssetKeyTable, SqlEventLogStorageTable
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from dagster._core.storage.sqlalchemy_compat import db_result
 from dagster._core.storage.sqlite import create_db_conn_string
@@ -137,30 +139,55 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
         events = list(events)
         if not events:
             return
-        by_run: dict[str, list[EventLogEntry]] = defaultdict(list)
-        for event in events:
-            by_run[event.run_id].append(event)
-        for run_id, run_events in by_run.items():
+        # each event serialized once (the stock path serializes it again for the index shard, and a
+        # third time per materialization for the asset's latest-materialization record)
+        rows = [self._event_to_row(event) for event in events]
+        by_run: dict[str, list[dict]] = defaultdict(list)
+        for event, row in zip(events, rows):
+            by_run[event.run_id].append(row)
+        for run_id, run_rows in by_run.items():
             with self.run_connection(run_id) as conn:
-                for event in run_events:
-                    conn.execute(self.prepare_insert_event(event))
+                conn.execute(SqlEventLogStorageTable.insert(), run_rows)  # one executemany
 
-        asset_events = [e for e in events if e.is_dagster_event and e.dagster_event_type in ASSET_EVENTS]
-        if asset_events:
+        asset = [(e, r) for e, r in zip(events, rows) if e.is_dagster_event and e.dagster_event_type in ASSET_EVENTS]
+        if asset:
             with self.index_transaction() as conn:
                 index_ids = []
-                for event in asset_events:
-                    with db_result(conn, self.prepare_insert_event(event)) as result:
+                for _, row in asset:
+                    with db_result(conn, SqlEventLogStorageTable.insert().values(**row)) as result:
                         index_ids.append(result.inserted_primary_key[0])
+                asset_events = [e for e, _ in asset]
                 self._store_asset_event_tags(conn, asset_events, index_ids)
-                for event, event_id in zip(asset_events, index_ids):
-                    self._store_asset_event(conn, event, event_id)
+                self._store_asset_entries(conn, asset_events, index_ids)
 
-        for event in events:
+        for event, row in zip(events, rows):
             if event.is_dagster_event and event.dagster_event_type in ASSET_CHECK_EVENTS:
-                with self.index_connection() as conn, db_result(conn, self.prepare_insert_event(event)) as result:
+                with self.index_connection() as conn, db_result(conn, SqlEventLogStorageTable.insert().values(**row)) as result:
                     event_id = result.inserted_primary_key[0]
                 self.store_asset_check_event(event, event_id)
+
+    def _store_asset_entries(self, conn: Connection, events: Sequence[EventLogEntry], event_ids: Sequence[int]) -> None:
+        """The asset_keys rows the stock path leaves after storing `events` one by one, written once
+        per asset: each event's values (last_materialization, last_run_id, last_materialization_timestamp,
+        whichever its type sets) applied in order = per column the value of the last event setting it,
+        found walking back (a materialization sets all three, so an earlier one is never serialized)."""
+        has_cols = self._has_asset_key_index_cols_on_connection(conn)
+        merged: dict[str, dict] = {}
+        for event, event_id in zip(reversed(events), reversed(event_ids)):
+            if not (event.dagster_event and event.dagster_event.asset_key):
+                continue
+            values = merged.setdefault(event.dagster_event.asset_key.to_string(), {})
+            if event.dagster_event.is_step_materialization and "last_materialization" in values:
+                continue  # superseded by a later materialization of the same asset
+            for k, v in self._get_asset_entry_values(event, event_id, has_cols).items():
+                values.setdefault(k, v)
+        for key, values in merged.items():
+            if not values:
+                continue
+            try:  # as the stock path: SQLite rolls back the failed statement only, not the transaction
+                conn.execute(AssetKeyTable.insert().values(asset_key=key, **values))
+            except db_exc.IntegrityError:
+                conn.execute(AssetKeyTable.update().values(**values).where(AssetKeyTable.c.asset_key == key))
 
 
 def __getattr__(name: str):

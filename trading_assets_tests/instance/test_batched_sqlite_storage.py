@@ -44,6 +44,16 @@ def _run(home, batched: bool):
                 sorted(instance.get_materialized_partitions(dg.AssetKey(key))),
                 sorted((r.partition_key, r.asset_materialization.metadata["n"].value) for r in records),
             )
+        # the asset index: the latest materialization and run of each asset, the event tags
+        for key in ("upstream", "downstream"):
+            rec = instance.get_asset_records([dg.AssetKey(key)])[0].asset_entry
+            last = rec.last_materialization_record
+            summary[f"{key}_entry"] = (last.partition_key, last.asset_materialization.metadata["n"].value,
+                                       last.run_id == result.run_id, rec.last_run_id == result.run_id)  # fmt: skip
+            summary[f"{key}_tags"] = sorted(
+                (t.get("dagster/partition"), t.get("dagster/code_version") is not None)
+                for t in [r.asset_materialization.tags or {} for r in instance.fetch_materializations(dg.AssetKey(key), limit=100).records]
+            )
         events = instance.all_logs(result.run_id)
         summary["event_types"] = sorted(e.dagster_event.event_type_value for e in events if e.dagster_event)
         check = instance.event_log_storage.get_latest_asset_check_execution_by_key([dg.AssetCheckKey(dg.AssetKey("downstream"), "downstream_ok")])
@@ -61,6 +71,8 @@ def test_batched_storage_records_the_same_events_as_stock_sqlite(tmp_path, monke
     assert len(mats) == 8
     assert batched["check"] == ["SUCCEEDED"]
     assert batched["event_types"].count("ASSET_MATERIALIZATION") == 16
+    # the latest materialization recorded per asset is the run's last partition
+    assert batched["downstream_entry"] == ("2024-01-09", 8, True, True)
 
 
 @pytest.mark.parametrize("batch_size", ["0", "3"])
