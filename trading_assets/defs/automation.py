@@ -27,6 +27,10 @@ and its deadline schedule, and the run-failure sensor.
   JSON POSTed to TRADING_WEBHOOK_URL (event "data_incident"). The run itself has already written one
   `session_halted` audit row per halted session, daemon or not.
 
+The three run-status sensors watch every run of the instance (`monitor_all_code_locations`): a
+`trading-cycle` run executes in process and has no code-location origin, so a daemon running on the same
+DAGSTER_HOME would otherwise never see the CLI's runs.
+
 The schedules ship STOPPED (Dagster's default): turning them on is an operator's decision, made once
 in the UI (Automation page) or with `dagster schedule start daily_close -m trading_assets.definitions`;
 the instance remembers it.
@@ -254,9 +258,17 @@ def post_webhook(url: str, payload: dict, timeout_s: float, event: str = "run_fa
         return f"error: {exc}"
 
 
+# Every run-status sensor watches ALL runs of the instance: a `trading-cycle` run is executed in process
+# (no code-location origin), and Dagster's daemon matches a run to a sensor of a code location only by the
+# run's origin, so without this the CLI's failed, halted and daily runs went unseen (each sensor's own
+# filter decides what a run means to it).
+MONITOR_ALL = {"monitor_all_code_locations": True}
+
+
 @dg.run_failure_sensor(
     name=FAILURE_SENSOR_NAME,
     default_status=dg.DefaultSensorStatus.RUNNING,
+    **MONITOR_ALL,
     description="Records every failed run (session, failed assets, error) in audit_log; POSTs it to TRADING_WEBHOOK_URL when set.",
 )
 def record_run_failure(context: dg.RunFailureSensorContext):
@@ -330,6 +342,7 @@ def _warehouse_of_run(run, ops: OpsSettings) -> Warehouse:
     run_status=dg.DagsterRunStatus.SUCCESS,
     name=DATA_INCIDENT_SENSOR_NAME,
     default_status=dg.DefaultSensorStatus.RUNNING,
+    **MONITOR_ALL,
     description=(
         "Raises an incident for every successful run with halted sessions (systemic data faults the run went on "
         "past): one data_incident row in audit_log; POSTs it to TRADING_WEBHOOK_URL when set."
@@ -383,6 +396,7 @@ def plots_request(instance: dg.DagsterInstance, run) -> dg.RunRequest | dg.SkipR
     name=PLOTS_SENSOR_NAME,
     request_job=EVALUATION_PLOTS_JOB,
     default_status=dg.DefaultSensorStatus.RUNNING,
+    **MONITOR_ALL,
     minimum_interval_seconds=10,  # the pictures follow the daily run within seconds, not the daemon's default 30
     description=(
         "After a successful single-session run (the daily schedule, trading-cycle --date D, a partition "

@@ -250,3 +250,13 @@ def test_rolling_values_of_wanted_rows_are_the_same_bit_for_bit():
     assert part.filter(wanted).equals(full.filter(wanted))
     rest = part.filter(~wanted)
     assert rest["rank_ic_mean_63"].null_count() == rest.height and rest["n_rank_ic_63"].sum() == 0
+
+
+def test_newey_west_t_of_a_whole_series_equals_the_last_full_window():
+    from trading_assets.domain.evaluation.ic import _window_stats, newey_west_t
+
+    rng = np.random.default_rng(2)
+    v = rng.normal(0.01, 0.05, 400)
+    v[[17, 18, 250]] = np.nan
+    for lags in (0, 1, 4):
+        assert newey_west_t(v, lags) == pytest.approx(float(_window_stats(v, v.size, 1, lags)["t"][-1]), rel=1e-12)

@@ -221,7 +221,7 @@ def _assert_plots_render(dagster_dev, assets: list[str]) -> None:
                 shot = PROJECT_ROOT / "data" / f"{asset}.png"
                 page.screenshot(path=str(shot))
                 assert shot.stat().st_size > 20_000
-                page.get_by_role("button", name="Close").click()
+                page.keyboard.press("Escape")  # close the dialog (a late community pop-up can cover its Close button)
         finally:
             browser.close()
 
@@ -249,5 +249,22 @@ def test_the_daily_run_is_drawn_after_it_by_the_sensor(dagster_dev):
         time.sleep(1.0)
     assert len(plots) == 1 and plots[0]["status"] == "SUCCESS", (plots, dagster_dev.tail())
     assert day in _materialized(dagster_dev, "evaluation_plots")
+    # a `trading-cycle --date` run on the same instance (in process: no code-location origin) is seen too
+    import json
+
+    from trading_assets_tests.ops.conftest import SYMBOLS, run_cli
+
+    nxt = calendar.next_session(date.fromisoformat(day)).isoformat()
+    proc = run_cli(["--date", nxt, "--symbols", ",".join(SYMBOLS)], dagster_dev.env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    cli_run = json.loads(proc.stdout)["run_id"]
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        plots = dagster_dev.graphql(RUNS_BY_TAG, {"k": "trading/plots_for_run", "v": cli_run})["runsOrError"]["results"]
+        if plots and plots[0]["status"] in ("SUCCESS", "FAILURE", "CANCELED"):
+            break
+        time.sleep(1.0)
+    assert len(plots) == 1 and plots[0]["status"] == "SUCCESS", (plots, dagster_dev.tail())
+    assert nxt in _materialized(dagster_dev, "evaluation_plots")
     if os.path.exists(CHROMIUM):  # and its pictures render in the UI (the browser test's way)
         _assert_plots_render(dagster_dev, ["evaluation_plots"])

@@ -244,9 +244,18 @@ def newey_west_t(values: np.ndarray, lags: int) -> float:
     """The t-statistic of the mean of a series of calendar-ordered values (NaN = missing session) with
     Newey-West lags (the module docstring's t_W over the whole series); NaN when undefined."""
     v = np.asarray(values, dtype=float)
-    if v.size == 0:
+    ok = ~np.isnan(v)
+    n = int(ok.sum())
+    if n < 2:
         return float("nan")
-    return float(_window_stats(v, v.size, 1, lags)["t"][-1])
+    mean = v[ok].sum() / n
+    e = np.where(ok, v - mean, 0.0)  # absent sessions add no pair
+    ss = float(e @ e)
+    if ss <= 0:
+        return float("nan")
+    long_run = ss + sum(2.0 * (1.0 - lag / (lags + 1.0)) * float(e[lag:] @ e[:-lag]) for lag in range(1, min(lags, v.size - 1) + 1))
+    s_w = long_run / (n - 1)
+    return float(mean / np.sqrt(s_w / n)) if s_w > 0 else float("nan")  # O(n L), not the n x n window view
 
 
 def rolling_metrics(
