@@ -2,7 +2,8 @@
 models and agent outputs: copies the workdir, then materializes meta_decisions and everything downstream
 of it (the book, cycle summary, signal quality, performance) over the same range in one run.
 
-    python benchmarks/decisions_rerun.py --from /tmp/dq --to /tmp/dq-nocal --settings '{"meta": {"calibrate": false}}'
+    python benchmarks/decisions_rerun.py --from /tmp/dq --to /tmp/dq-nocal \
+        --base-settings '{"models": {"first_training": "2015-01-02"}}' --settings '{"meta": {"calibrate": false}}'
     python benchmarks/learned_walk_forward.py --reuse /tmp/dq-nocal
 
 Used for the Meta-Brain calibration's before/after on the same agents (issue #12). The base settings are
@@ -55,6 +56,12 @@ def main() -> None:
     from trading_assets.defs.resources import PipelineConfig, WarehouseResource
 
     overrides = merge(json.loads(a.base_settings), json.loads(a.settings))
+    if overrides.get("meta", {}).get("calibrate") is False:  # an uncalibrated rerun writes no factors: drop the copied ones
+        import duckdb
+
+        with duckdb.connect(str(data / "trading.duckdb")) as con:
+            if con.sql("SELECT count(*) FROM information_schema.tables WHERE table_name = 'agent_calibration'").fetchone()[0]:
+                con.execute("DELETE FROM agent_calibration")
     resources = {"warehouse": WarehouseResource(db_path=str(data / "trading.duckdb"), audit_dir=str(data / "audit")),
                  "pipeline": PipelineConfig(settings_overrides=overrides)}  # fmt: skip
     assets = [x for x in defs.assets if isinstance(x, dg.AssetsDefinition)]

@@ -4,8 +4,9 @@ source over a period, the training runs and promotions, the book vs SPY and equa
     python benchmarks/learned_walk_forward.py --reuse /tmp/dq [--start 2015-01-02] [--end 2018-02-07]
 
 The run itself: benchmarks/decision_quality.py with
-    --settings '{"models": {"first_training": "2015-01-02", "max_train_rows": 60000}, "meta": {"calibrate": true}}'
-(first training on the 2013-2014 labels, every model scored from its first fit in January 2015 on).
+    --settings '{"models": {"first_training": "2015-01-02"}}'
+(first training on the 2013-2014 labels, every model scored from its first fit in January 2015 on; every other
+setting the default, the Meta-Brain's calibration included; uncalibrated: benchmarks/decisions_rerun.py).
 
 Per source, over the label dates s in [start, end] (label: fwd_return h = 1, open(s+1) -> open(s+2)):
 the daily Spearman rank IC (domain/evaluation/ic.py), its mean, ICIR = mean / sd, t = ICIR x sqrt(n),
@@ -85,6 +86,12 @@ def main() -> None:
                   "WHERE status = 'TRAINED' GROUP BY agent ORDER BY agent").pl())  # fmt: skip
     print("\nPromotions (action promote):\n", con.sql("SELECT date, family, champion, previous, round(t_stat, 2) AS t, n_sessions FROM "
                                                    "model_promotions WHERE action = 'promote' ORDER BY date").pl())  # fmt: skip
+    cols = {r[0] for r in con.sql("SELECT column_name FROM information_schema.columns WHERE table_name = 'agent_calibration'").fetchall()}
+    if "as_of" in cols:  # the Meta-Brain's calibration factors over the period (empty when the run was uncalibrated)
+        print("\nMeta-Brain calibration factors over the period (mean factor, share of sessions > 0, calibration sessions):")
+        print(con.sql("SELECT agent, round(avg(factor), 3) AS mean_factor, round(avg(CASE WHEN factor > 0 THEN 1 ELSE 0 END), 3) AS "
+                      "share_nonzero, round(max(factor), 3) AS max_factor, count(DISTINCT as_of) AS as_of_sessions FROM agent_calibration "
+                      "WHERE date BETWEEN ? AND ? GROUP BY agent ORDER BY agent", params=p).pl())  # fmt: skip
     perf = con.sql("SELECT date, net_return, benchmark_return, ew_return, turnover, cost_fraction FROM performance WHERE date BETWEEN ? AND ? "
                    "ORDER BY date", params=p).pl()  # fmt: skip
     print(f"\nBook vs SPY vs equal weight, {a.start}..{a.end} (net of costs; SPY total return, book and EW price returns)")
