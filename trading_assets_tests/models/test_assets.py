@@ -170,7 +170,8 @@ def test_meta_brain_calibration_by_each_agents_rolling_oos_ic(warehouse):
     # one factor by hand: the champion's daily rank IC of its raw score over the labels known at u, the last 252
     sc = wh.read("SELECT date, symbol, agent, score FROM model_outputs WHERE agent = 'gbm_cross_section' AND score IS NOT NULL AND date <= ?", [u])
     lab = wh.read("SELECT date, symbol, known_at, fwd_return, valid FROM labels WHERE horizon = 1 AND known_at <= ?", [u])
-    v = oos.daily_rank_ic(sc, lab, source="agent", score="score").sort("known_at", "date").tail(252)["rank_ic"].to_numpy()
+    d = oos.daily_rank_ic(sc, lab, source="agent", score="score").sort("known_at", "date")
+    v = d.filter(pl.col("known_at") > calendar.lookback_start(u, 252))["rank_ic"].to_numpy()  # known in the last 252 sessions
     n, mean, sd = len(v), v.mean(), v.std(ddof=1)
     t = mean / (sd / n**0.5)
     shrunk = mean * (1 - 1 / t**2) if mean > 0 and t > 1 else 0.0
@@ -194,6 +195,14 @@ def test_meta_brain_calibration_by_each_agents_rolling_oos_ic(warehouse):
     after = cal_defs.window_factors(wh, s, sessions, syms, ["SPY"])
     assert after.equals(before) and before.height > 0
     assert before.drop("as_of").equals(cal.filter(pl.col("date") >= u).select(list(before.columns)).drop("as_of"))
+    # the same factors whatever a run read before: a range run from months earlier and a run of u alone read from
+    # different sessions (with a 63-session window both reads start after this market's first session) and agree to
+    # the last bit (range == daily with calibration on; running sums over the read would not)
+    s63 = s.with_overrides({"meta": {"calibration_window": 63, "calibration_min_sessions": 21}})
+    long = cal_defs.window_factors(wh, s63, calendar.sessions(date(2024, 6, 3), b), syms, ["SPY"]).filter(pl.col("date") >= u)
+    alone = cal_defs.window_factors(wh, s63, [u], syms, ["SPY"])
+    assert alone.height > 0 and (alone["factor"] > 0).any()
+    assert alone.equals(long.filter(pl.col("date") == u))
     # ...while a label known at u does move them
     with wh.connect() as con:
         con.execute("UPDATE labels SET fwd_return = -fwd_return WHERE known_at = ?", [u])

@@ -7,7 +7,11 @@ Daily rank IC of a source on label date s: the research record's Spearman rank I
                                                             non-constant ranks, else no value)
 
 Known at: RIC_s is known at known_at(s) (= the label's known_at, s + 1 + h). The rolling statistics
-"as of session t" use the last W values with known_at <= t:
+"as of session t" use the values that became known in the last W sessions up to t, i.e. with
+t - W sessions < known_at <= t (W sessions of label knowledge; a session without a value counts in the
+window and leaves n_t < W), each statistic computed from exactly those values (no running sums): the
+same numbers, to the last bit, whatever earlier sessions a run happened to read (a daily run and a
+range run agree):
 
     n_t     = number of those values (<= W)
     IC_t    = mean(RIC)
@@ -20,12 +24,14 @@ A value is reported only when n_t >= min_sessions; sd_t = 0 gives no t-statistic
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from datetime import date
 
 import numpy as np
 import polars as pl
 
+from trading_assets.domain import calendar
 from trading_assets.domain.evaluation import ic
 
 
@@ -48,37 +54,29 @@ def daily_rank_ic(scores: pl.DataFrame, labels: pl.DataFrame, source: str = "sou
 def rolling_ic_asof(
     daily: pl.DataFrame, sessions: Sequence[date], window: int, min_sessions: int, source: str = "source"
 ) -> pl.DataFrame:
-    """Rolling statistics of each source's daily rank IC as of each session t (values with known_at <= t,
-    the last `window` of them) -> (<source>, date = t, ic_n, ic_mean, ic_sd, ic_t), one row per
+    """Rolling statistics of each source's daily rank IC as of each session t (values with
+    t - window sessions < known_at <= t) -> (<source>, date = t, ic_n, ic_mean, ic_sd, ic_t), one row per
     (source, session) where n >= min_sessions (other sessions: no row)."""
     rows: dict[str, list] = {source: [], "date": [], "ic_n": [], "ic_mean": [], "ic_sd": [], "ic_t": []}
-    sess = np.array(sorted(sessions), dtype="datetime64[D]")
+    days = sorted(sessions)
+    sess = np.array(days, dtype="datetime64[D]")
+    since = np.array([calendar.lookback_start(d, window) for d in days], dtype="datetime64[D]")  # t - W sessions (excluded)
     for (name,), g in daily.sort(source, "known_at", "date").group_by(source, maintain_order=True):
         known = g["known_at"].to_numpy().astype("datetime64[D]")
         vals = g["rank_ic"].to_numpy().astype(np.float64)
-        # cumulative sums give the last-W statistics at every prefix in O(1)
-        c1 = np.concatenate([[0.0], np.cumsum(vals)])
-        c2 = np.concatenate([[0.0], np.cumsum(vals * vals)])
         upto = np.searchsorted(known, sess, side="right")  # values known at t: the first `upto`
-        lo = np.maximum(0, upto - window)
+        lo = np.searchsorted(known, since, side="right")  # ... of which those known after t - W sessions
         n = upto - lo
-        ok = n >= max(min_sessions, 2)
-        if not ok.any():
-            continue
-        s1 = c1[upto] - c1[lo]
-        s2 = c2[upto] - c2[lo]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = s1 / n
-            var = (s2 - n * mean * mean) / (n - 1)
-            sd = np.sqrt(np.maximum(var, 0.0))
-            t = np.where(sd > 1e-12, mean / (sd / np.sqrt(n)), np.nan)
-        idx = np.nonzero(ok)[0]
-        rows[source].extend([name] * len(idx))
-        rows["date"].extend(sess[idx].astype(object).tolist())
-        rows["ic_n"].extend(n[idx].tolist())
-        rows["ic_mean"].extend(mean[idx].tolist())
-        rows["ic_sd"].extend(sd[idx].tolist())
-        rows["ic_t"].extend([None if np.isnan(v) else float(v) for v in t[idx]])
+        for i in np.nonzero(n >= max(min_sessions, 2))[0]:
+            w = vals[lo[i] : upto[i]]  # exactly the window's values: the statistics do not depend on where the read began
+            mean = float(w.mean())
+            sd = float(w.std(ddof=1))
+            rows[source].append(name)
+            rows["date"].append(days[i])
+            rows["ic_n"].append(int(n[i]))
+            rows["ic_mean"].append(mean)
+            rows["ic_sd"].append(sd)
+            rows["ic_t"].append(mean / (sd / math.sqrt(n[i])) if sd > 1e-12 else None)
     return pl.DataFrame(
         rows,
         schema={source: pl.String, "date": pl.Date, "ic_n": pl.Int32, "ic_mean": pl.Float64, "ic_sd": pl.Float64, "ic_t": pl.Float64},
