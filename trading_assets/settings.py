@@ -237,8 +237,8 @@ class MetaBrainSettings:
     min_confidence: float = 0.05  # an agent below this confidence is silent; all silent -> NO_SIGNAL
     high_disagreement_penalty: float = 0.5  # flag HIGH_DISAGREEMENT when exp(-beta * Var) < this
     top_n: int = 5  # top buys / sells reported in metadata
-    # Reliability (domain/calibration.py): each agent's confidence x min(1, IC* / full_ic), IC* = the mean of its last
-    # calibration_window out-of-sample daily rank ICs shrunk by its t-statistic (x max(0, 1 - 1/t^2)), computed at the
+    # Reliability (domain/calibration.py): each agent's confidence x min(1, IC* / full_ic), IC* = the mean of the
+    # out-of-sample daily rank ICs known in its last calibration_window sessions, shrunk by its t-statistic (x max(0, 1 - 1/t^2)), computed at the
     # model cadence sessions only; 0 before calibration_min_sessions label sessions are known (issue #12).
     calibrate: bool = True
     calibration_window: int = 252  # label sessions of the rolling OOS rank IC (SE of the mean ~ 0.1 / sqrt(252) = 0.006)

@@ -7,8 +7,9 @@ while it is silent, so scoring mu would keep only the sessions it already looked
 signal_quality). RIC_k(s) is known at known_at(s) = s + 1 + h.
 
 The factor of session t is the one computed at the calibration session u(t) = the latest model cadence
-session <= t (every ModelSettings.cadence sessions from its fixed anchor, as the retrains), from the last
-W = calibration_window values of RIC_k known at u:
+session <= t (every ModelSettings.cadence sessions from its fixed anchor, as the retrains), from the values of
+RIC_k that became known in the last W = calibration_window sessions up to u (u - W < known_at <= u; the exact
+values, no running sums, so a session alone and inside a range give the same bits: domain/models/oos.py):
 
     n = number of those values,  m = their mean,  sd = their sample sd (ddof 1)
     SE = sd / sqrt(n),  t_k = m / SE
