@@ -396,7 +396,28 @@ def _features(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """The `trading-cycle` command; argv None = this process's own command line (the console script,
+    `python -m trading_assets.cli`), which then ends right after its output is flushed."""
+    code = _main(list(sys.argv[1:] if argv is None else argv))
+    if argv is None:
+        _exit_now(code)
+    return code
+
+
+def _exit_now(code: int) -> None:
+    """End the process without the interpreter's teardown: every file, database and instance the
+    command opened is closed by then (with-blocks), stdout/stderr and the logging handlers are
+    flushed here; what is left is Python freeing every module and object one by one, which took
+    0.8 s after a daily cycle at load ~4 and 4 s once torch, MLflow and LightGBM were loaded (#16)."""
+    import logging
+
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _main(argv: list[str]) -> int:
     try:
         if argv and argv[0] == "explain":
             return _explain(argv[1:])
