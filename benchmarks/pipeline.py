@@ -357,6 +357,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=5, help="(e): runs per median")
     p.add_argument("--warehouse", type=Path, help="(e): reuse DIR/data and DIR/dagster_home (a SQLite instance) built before")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    p.add_argument("--daily-args", default="", help="(e): more trading-cycle arguments for the daily cycle, e.g. --settings JSON")
+    p.add_argument("--no-test", action="store_true", help="(e): skip the --test measurement")
     args = p.parse_args(argv)
     only = set(args.only.split(","))
     start, end = window(args.years)
@@ -400,8 +402,12 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 env = cli_env(root / "e_sqlite", start, uni, None)
                 run_cli_rss(rng, env)  # the 5-year warehouse
-            results["e_daily"] = e = from_process_start(["--date", nxt.isoformat()], env, args.repeat)
-            _print_e(f"trading-cycle --date {nxt} on the {args.years}-year warehouse, SQLite instance", e, 5.0)
+            import shlex
+
+            extra = shlex.split(args.daily_args)
+            results["e_daily"] = e = from_process_start(["--date", nxt.isoformat(), *extra], env, args.repeat)
+            _print_e(f"trading-cycle --date {nxt} {' '.join(extra)} on the {args.years}-year warehouse, SQLite instance", e, 5.0)
+        if "e" in only and not args.no_test:
             tenv = cli_env(root / "e_test", start, uni, None)
             tenv.pop("TRADING_UNIVERSE")
             results["e_test"] = t = from_process_start(["--test"], tenv, args.repeat)
