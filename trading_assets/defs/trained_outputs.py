@@ -228,7 +228,10 @@ def write_model_tables(wh: Warehouse, settings: Settings, trained: dict, start: 
         ])  # fmt: skip
     last = versions.filter(pl.col("date") == end)
     aliases = {}
-    if settings.models.mlflow and last.filter(pl.col("model_version").is_not_null()).height:
+    # the aliases move only when a version or a role can: a training session in the window or a promotion (opening
+    # MLflow costs seconds, and a daily run between two training sessions would only set the same aliases again)
+    moved = promos.height > 0 or bool(training.training_sessions(start, end, settings.models))
+    if settings.models.mlflow and moved and last.filter(pl.col("model_version").is_not_null()).height:
         from trading_assets.store.mlflow_registry import MlflowRegistry
 
         reg = MlflowRegistry(data_folder(wh))
