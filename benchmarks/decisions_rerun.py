@@ -39,6 +39,7 @@ def main() -> None:
     ap.add_argument("--end", default="2018-02-07")
     ap.add_argument("--base-settings", default="{}", help="the settings JSON the original run had")
     ap.add_argument("--settings", default="{}", help="what changes")
+    ap.add_argument("--from-asset", default="meta_decisions", help="re-run this asset and everything downstream (e.g. agent_outputs)")
     ap.add_argument("--universe", type=Path, default=SHARED / "sp500_sectors_2018.parquet")
     ap.add_argument("--data-dir", action="append", type=Path)
     a = ap.parse_args()
@@ -66,11 +67,13 @@ def main() -> None:
                  "pipeline": PipelineConfig(settings_overrides=overrides)}  # fmt: skip
     assets = [x for x in defs.assets if isinstance(x, dg.AssetsDefinition)]
     checks = list(defs.asset_checks or [])
-    sel = dg.AssetSelection.assets("meta_decisions").downstream()
+    sel = dg.AssetSelection.assets(a.from_asset).downstream()
     result = dg.materialize([*assets, *checks], selection=sel, resources=resources,
                             tags={"dagster/asset_partition_range_start": a.start, "dagster/asset_partition_range_end": a.end},
                             instance=dg.DagsterInstance.get(), raise_on_error=False)  # fmt: skip
     print("success" if result.success else f"FAILED: {[e.step_key for e in result.all_events if e.event_type_value == 'STEP_FAILURE']}")
+    stats = dg.DagsterInstance.get().get_run_step_stats(result.run_id)
+    print(", ".join(f"{s.step_key} {(s.end_time or 0) - (s.start_time or 0):.1f} s" for s in sorted(stats, key=lambda s: -((s.end_time or 0) - (s.start_time or 0)))))
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from trading_assets.defs.models import check_feature_columns, data_folder, model
 from trading_assets.defs.partitions import session_blocks
 from trading_assets.domain import calendar
 from trading_assets.domain.agents import enabled_trained, trained_variants
-from trading_assets.domain.agents.trained import NOT_TRAINED, lookback_sessions, predict_family, scores_to_outputs
+from trading_assets.domain.agents.trained import NOT_TRAINED, finite_scores, lookback_sessions, predict_family, scores_to_outputs
 from trading_assets.domain.models import oos, promotion, training
 from trading_assets.domain.models.normalize import rank_gauss
 from trading_assets.settings import Settings
@@ -116,8 +116,8 @@ def score_window(wh: Warehouse, settings: Settings, sessions: list[date], tradab
                         agent=pl.lit(variant.name), model_version=pl.lit(version),
                         z=pl.Series([None if not np.isfinite(r).all() else r.tolist() for r in z], dtype=pl.List(pl.Float64)),
                     ))  # fmt: skip
-                parts.append(g.join(rows.select("date", "symbol").with_columns(score=pl.Series(score, dtype=pl.Float64)), on=["date", "symbol"])
-                             .with_columns(reason=pl.lit(None, pl.String)))  # fmt: skip
+                parts.append(finite_scores(g.join(rows.select("date", "symbol").with_columns(score=pl.Series(score, dtype=pl.Float64)),
+                                                  on=["date", "symbol"])))  # fmt: skip
             block = pl.concat(parts, how="diagonal_relaxed").join(vol, on=["date", "symbol"], how="left")
             out.append(block.with_columns(agent=pl.lit(variant.name), agent_version=pl.lit(f"{agent.name}@{agent.version}")).select(list(SCORE_SCHEMA)).cast(SCORE_SCHEMA))  # type: ignore[arg-type]
     lat = pl.concat(latents).filter(pl.col("z").is_not_null()).sort("date", "symbol", "agent") if latents else pl.DataFrame(schema=LATENT_SCHEMA)

@@ -13,7 +13,7 @@ import pytest
 from scipy import stats
 
 from trading_assets.domain import calendar, calibration
-from trading_assets.domain.agents.trained import scores_to_outputs
+from trading_assets.domain.agents.trained import finite_scores, scores_to_outputs
 from trading_assets.domain.models import oos, promotion
 from trading_assets.settings import AgentSettings, MetaBrainSettings, ModelSettings
 
@@ -133,3 +133,18 @@ def test_calibration_factor_by_hand():
     assert got[(DAYS[51], "a")]["factor"] == got[(DAYS[54], "a")]["factor"] == pytest.approx(0.006 * (1 - 1 / 2.25) / 0.02)
     outs = pl.DataFrame({"date": [u1] * 2, "symbol": ["X", "X"], "agent": ["a", "b"], "confidence": [0.8, 0.6]})
     assert calibration.calibrate(outs, f)["confidence"].to_list() == pytest.approx([0.8 * 0.45, 0.6])
+
+
+def test_a_non_finite_model_score_is_a_silent_row_not_a_nan_session():
+    d = DAYS[40]
+    scored = finite_scores(pl.DataFrame({"date": [d] * 4, "symbol": list("ABCD"), "score": [1.0, float("nan"), -1.0, float("inf")]}))
+    assert scored["score"].to_list() == [1.0, None, -1.0, None]
+    assert scored["reason"].to_list()[1].startswith("NON_FINITE_SCORE") and scored["reason"][0] is None
+    frame = scored.with_columns(agent=pl.lit("m"), model_version=pl.lit("v"), role=pl.lit("champion"), ewma_vol_20=pl.lit(0.2),
+                                vol_20=pl.lit(0.2), agent_version=pl.lit("m@1"))
+    cal = pl.DataFrame({"agent": ["m"], "date": [d], "ic_n": [100], "ic_mean": [0.02], "ic_t": [3.0]})
+    out = scores_to_outputs(frame, cal, AgentSettings(), ModelSettings()).sort("symbol")
+    assert out["mu"].is_null().to_list() == [False, True, False, True] and out["mu"].drop_nulls().is_finite().all()
+    assert out.filter(pl.col("symbol").is_in(["B", "D"]))["confidence"].to_list() == [0.0, 0.0]
+    assert out.filter(pl.col("symbol") == "B")["explanation"][0].startswith("silent: NON_FINITE_SCORE")
+    assert out.filter(pl.col("symbol").is_in(["A", "C"]))["mu"].is_not_null().all()

@@ -20,7 +20,7 @@ Score -> output, for variant v on session t (symbols of the session with a score
 
 Silent rows (confidence 0, mu null) say why in `explanation`: NOT_TRAINED (no model serves t: too little
 history), NO_OOS_HISTORY (fewer than ic_min_sessions out-of-sample label sessions), NO_EDGE (IC_t <= 0
-or t_t <= 0), NO_FEATURES / NO_SIGMA. The raw score is kept in model_outputs.score.
+or t_t <= 0), NO_FEATURES / NO_SIGMA, NON_FINITE_SCORE (the model returned NaN or inf for that row). The raw score is kept in model_outputs.score.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from trading_assets.settings import AgentSettings, ModelSettings
 NOT_TRAINED = "NOT_TRAINED"
 NO_OOS_HISTORY = "NO_OOS_HISTORY"
 NO_EDGE = "NO_EDGE"
+NON_FINITE_SCORE = "NON_FINITE_SCORE"
 Z_CLIP = 3.0
 
 
@@ -128,6 +129,17 @@ def cadence_multiple(agent: TrainedAgent, settings: ModelSettings, variant: Vari
     if variant is None or variant.name == agent.name:
         return 1
     return max(1, int(settings.shadow_cadence_multiple))
+
+
+def finite_scores(scored: pl.DataFrame) -> pl.DataFrame:
+    """A model's NaN or infinite score (e.g. a sequence model on a symbol with too short a history) becomes a
+    missing score with reason NON_FINITE_SCORE: that row is silent, and the session's z-scores of the other
+    symbols stay finite (one NaN would turn every mu of the session into NaN)."""
+    ok = pl.col("score").is_finite().fill_null(False)
+    return scored.with_columns(
+        reason=pl.when(ok).then(pl.lit(None, pl.String)).otherwise(pl.lit(f"{NON_FINITE_SCORE}: the model's score is NaN or infinite")),
+        score=pl.when(ok).then(pl.col("score")),
+    )
 
 
 def session_z(score: pl.Expr) -> pl.Expr:
