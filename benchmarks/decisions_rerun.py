@@ -61,7 +61,7 @@ def main() -> None:
         import duckdb
 
         with duckdb.connect(str(data / "trading.duckdb")) as con:
-            if con.sql("SELECT count(*) FROM information_schema.tables WHERE table_name = 'agent_calibration'").fetchone()[0]:
+            if con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'agent_calibration'").fetchone()[0]:
                 con.execute("DELETE FROM agent_calibration")
     resources = {"warehouse": WarehouseResource(db_path=str(data / "trading.duckdb"), audit_dir=str(data / "audit")),
                  "pipeline": PipelineConfig(settings_overrides=overrides)}  # fmt: skip
