@@ -387,7 +387,9 @@ class SyntheticProvider:
     # --- the on-disk store of generated paths ---------------------------------------------------
     def _file(self, symbol: str, n: int) -> Path:
         role = "benchmark" if symbol in self._benchmarks else self.sector_of(symbol)
-        key = json.dumps([GENERATOR_REVISION, self.seed, dataclasses.asdict(self.params), symbol, role, n], sort_keys=True)
+        # numpy's version is in the key: Generator streams (standard_t, ...) may change between numpy releases
+        key = json.dumps([GENERATOR_REVISION, np.__version__, self.seed, dataclasses.asdict(self.params), symbol, role, n],
+                         sort_keys=True)
         return self.cache_dir / f"{symbol}-{hashlib.sha256(key.encode()).hexdigest()[:20]}.npy"
 
     def _load(self, symbol: str, n: int) -> _Path | None:
@@ -398,11 +400,13 @@ class SyntheticProvider:
         try:
             arr = np.load(f, mmap_mode="r")
             acts = np.load(f.with_suffix(".actions.npy"))  # (4, k): index, kind, value, price_factor
-        except (OSError, ValueError):  # absent, or a torn/foreign file: generate it again
+            if arr.shape != (len(_PATH_ARRAYS), n) or acts.ndim != 2 or acts.shape[0] != 4:
+                return None
+            actions = [(int(i), _ACTION_KINDS[int(c)], float(v), float(pf)) for i, c, v, pf in acts.T]
+        except (OSError, ValueError, EOFError, IndexError, TypeError):
+            # absent, or a torn/foreign file (a zero-length .npy raises EOFError, a bad action code
+            # IndexError): generate it again
             return None
-        if arr.shape != (len(_PATH_ARRAYS), n) or acts.ndim != 2 or acts.shape[0] != 4:
-            return None
-        actions = [(int(i), _ACTION_KINDS[int(c)], float(v), float(pf)) for i, c, v, pf in acts.T]
         return _Path(*(arr[j] for j in range(len(_PATH_ARRAYS))), actions)
 
     def _store(self, symbol: str, n: int, path: _Path) -> None:

@@ -168,8 +168,13 @@ class _SharedDatabase:
         self._closer: threading.Thread | None = None
         self._stopped = False
 
-    def cursor(self, open_db) -> duckdb.DuckDBPyConnection:
+    def cursor(self, open_db) -> duckdb.DuckDBPyConnection | None:
+        """A cursor of the shared database (opened if closed), or None once the sharing has ended: a
+        caller that took this object just before `unshare_database` then opens the file on its own
+        (reopening here would leave the file open with no closer for the rest of the process)."""
         with self._cond:
+            if self._stopped:
+                return None
             self._idle_since = None
             if self._db is None:
                 self._db = open_db()
@@ -261,9 +266,9 @@ class Warehouse:
         if not read_only:
             self.db_path.parent.mkdir(parents=True, exist_ok=True)
         shared = _SHARED.get(_shared_key(self.db_path)) if _SHARED else None
-        if shared is not None:
+        con = shared.cursor(lambda: self._open(read_only=False)) if shared is not None else None
+        if con is not None:
             # a cursor of the run's shared read-write database (read-only callers only read)
-            con = shared.cursor(lambda: self._open(read_only=False))
             try:
                 con.execute("SET enable_progress_bar = false")
                 yield con

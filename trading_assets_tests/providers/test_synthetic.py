@@ -329,3 +329,9 @@ def test_stored_paths_are_sliced_by_a_new_process_and_keyed_by_what_they_depend_
     path_file.write_bytes(path_file.read_bytes()[:100])
     torn = SyntheticProvider(7, universe, cache_dir=cache).fetch(SYMS, START, END)
     assert torn.bars.equals(want.bars)
+    # an empty file (a crash before the data reached the disk) and a foreign action code: regenerated too
+    path_file.write_bytes(b"")
+    actions_file = next(cache.glob("JPM-*.actions.npy"))
+    np.save(actions_file, np.array([[0.0], [99.0], [1.0], [1.0]]))
+    again = SyntheticProvider(7, universe, cache_dir=cache).fetch(SYMS, START, END)
+    assert again.bars.equals(want.bars) and again.actions.equals(want.actions)

@@ -72,3 +72,27 @@ def test_unshare_closes_the_database_and_nested_shares_are_counted(tmp_path):
     reader = _other_process_count(path)  # closed at once (not after 60 s): the file is free and complete
     assert reader.returncode == 0, reader.stderr
     assert reader.stdout.strip() == "2"
+
+
+def test_a_connection_racing_the_end_of_the_sharing_opens_the_file_on_its_own(tmp_path):
+    """connect() took the shared object just before unshare_database closed it: the connection must not
+    reopen the stopped shared database (nothing would close it again): it opens the file on its own."""
+    wh = Warehouse(tmp_path / "w.duckdb")
+    wh.ensure_schema()
+    share_database(wh.db_path)
+    key = wmod._shared_key(wh.db_path)
+    shared = wmod._SHARED[key]
+    with wh.connect() as con:
+        con.execute("SELECT 1")
+    unshare_database(wh.db_path)
+    wmod._SHARED[key] = shared  # the stale reference the race leaves in connect()
+    try:
+        with wh.connect() as con:
+            assert con.execute("SELECT 42").fetchone()[0] == 42
+        assert shared._db is None  # not reopened
+    finally:
+        wmod._SHARED.pop(key, None)
+    # and the file is free: another process can open it read-write
+    out = subprocess.run([sys.executable, "-c", f"import duckdb; duckdb.connect({str(wh.db_path)!r}).close(); print('ok')"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "ok", out.stderr
