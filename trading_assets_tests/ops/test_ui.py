@@ -230,6 +230,18 @@ RUNS_BY_TAG = """query($k: String!, $v: String!) { runsOrError(filter: {tags: [{
   ... on Runs { results { runId status tags { key value } } } } }"""
 
 
+def _assert_drawn_after(dagster_dev, run_id: str, day: str) -> None:
+    """Exactly one evaluation_plots run tagged for `run_id` appears (the daemon's sensor) and succeeds."""
+    deadline, plots = time.monotonic() + 180, []
+    while time.monotonic() < deadline:
+        plots = dagster_dev.graphql(RUNS_BY_TAG, {"k": "trading/plots_for_run", "v": run_id})["runsOrError"]["results"]
+        if plots and plots[0]["status"] in ("SUCCESS", "FAILURE", "CANCELED"):
+            break
+        time.sleep(1.0)
+    assert len(plots) == 1 and plots[0]["status"] == "SUCCESS", (plots, dagster_dev.tail())
+    assert day in _materialized(dagster_dev, "evaluation_plots")
+
+
 def test_the_daily_run_is_drawn_after_it_by_the_sensor(dagster_dev):
     """A single-session run of trading_cycle (what the daily schedule launches) does not draw; the daemon's
     draw_evaluation_plots sensor then launches ONE evaluation_plots run for that session, which succeeds."""
@@ -241,14 +253,7 @@ def test_the_daily_run_is_drawn_after_it_by_the_sensor(dagster_dev):
     run_id = launch(dagster_dev, "trading_cycle", day)
     states, _ = wait_done(dagster_dev, [run_id])
     assert states[run_id]["status"] == "SUCCESS", dagster_dev.tail()
-    deadline, plots = time.monotonic() + 180, []
-    while time.monotonic() < deadline:
-        plots = dagster_dev.graphql(RUNS_BY_TAG, {"k": "trading/plots_for_run", "v": run_id})["runsOrError"]["results"]
-        if plots and plots[0]["status"] in ("SUCCESS", "FAILURE", "CANCELED"):
-            break
-        time.sleep(1.0)
-    assert len(plots) == 1 and plots[0]["status"] == "SUCCESS", (plots, dagster_dev.tail())
-    assert day in _materialized(dagster_dev, "evaluation_plots")
+    _assert_drawn_after(dagster_dev, run_id, day)
     # a `trading-cycle --date` run on the same instance (in process: no code-location origin) is seen too
     import json
 
@@ -258,13 +263,6 @@ def test_the_daily_run_is_drawn_after_it_by_the_sensor(dagster_dev):
     proc = run_cli(["--date", nxt, "--symbols", ",".join(SYMBOLS)], dagster_dev.env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     cli_run = json.loads(proc.stdout)["run_id"]
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        plots = dagster_dev.graphql(RUNS_BY_TAG, {"k": "trading/plots_for_run", "v": cli_run})["runsOrError"]["results"]
-        if plots and plots[0]["status"] in ("SUCCESS", "FAILURE", "CANCELED"):
-            break
-        time.sleep(1.0)
-    assert len(plots) == 1 and plots[0]["status"] == "SUCCESS", (plots, dagster_dev.tail())
-    assert nxt in _materialized(dagster_dev, "evaluation_plots")
+    _assert_drawn_after(dagster_dev, cli_run, nxt)
     if os.path.exists(CHROMIUM):  # and its pictures render in the UI (the browser test's way)
         _assert_plots_render(dagster_dev, ["evaluation_plots"])
