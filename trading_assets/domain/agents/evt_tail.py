@@ -39,7 +39,6 @@ from trading_assets.domain.agents.base import (
     empty_output,
     validate_input,
 )
-from trading_assets.domain.agents.garch_vol import fit_version
 from trading_assets.settings import AgentSettings
 
 RETURN = "logret_1"
@@ -48,32 +47,16 @@ CONFIDENCE_Q = 0.99
 _BATCH = 4000  # (fit date, symbol) columns per POT batch
 
 
-class EvtTailAgent:
+class EvtTailAgent(hist.GridFitted):
     name = "evt_tail"
     version = "1"
+    prefix = "evt_"
 
     def features(self, settings: AgentSettings) -> tuple[str, ...]:
         return ("ewma_vol_20", "vol_20")
 
     def history(self, settings: AgentSettings) -> HistoryNeed:
-        return HistoryNeed(features=(RETURN,), sessions=settings.evt_window + settings.evt_cadence)
-
-    def fit_version(self, settings: AgentSettings) -> str:
-        return fit_version(self.name, self.version, settings, "evt_")
-
-    def cadence(self, settings: AgentSettings) -> int:
-        return settings.evt_cadence
-
-    def fit_sessions(self, sessions: Sequence[date], settings: AgentSettings) -> list[date]:
-        """Every fit date the sessions may use (on any symbol's phase when staggered)."""
-        return hist.candidate_fit_dates(sessions, settings.evt_cadence, settings.evt_stagger)
-
-    def fit_dates(self, frame: pl.DataFrame, settings: AgentSettings) -> pl.DataFrame:
-        """`frame` (date, symbol, ...) + _grid: the fit date serving each row (the symbol's phase when staggered)."""
-        return hist.with_fit_dates(frame, settings.evt_cadence, settings.evt_stagger)
-
-    def fit_jobs(self, frame: pl.DataFrame, settings: AgentSettings) -> dict[date, list[str]]:
-        return hist.fit_jobs(frame, settings.evt_cadence, settings.evt_stagger)
+        return HistoryNeed(features=(RETURN,), sessions=self.history_sessions(settings))
 
     def fit(self, history: pl.DataFrame, fit_dates: Sequence[date], settings: AgentSettings,
             benchmark: str | None = None, symbols: Mapping[date, Sequence[str]] | None = None) -> pl.DataFrame:

@@ -29,7 +29,6 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
 from datetime import date
 
 import numpy as np
@@ -53,43 +52,16 @@ RETURN = "logret_1"
 _BATCH = 1000  # series per lockstep batch: ~10 arrays of window x batch floats (measured: 1,000 is ~10% faster than 4,000)
 
 
-def fit_version(name: str, version: str, settings: AgentSettings, prefix: str) -> str:
-    """name@version+hash of the agent's own settings (fields starting with prefix): a stored fit is
-    reused only under the same version (other agents' settings do not invalidate it)."""
-    import hashlib
-    import json
-
-    own = {k: v for k, v in asdict(settings).items() if k.startswith(prefix)}
-    return f"{name}@{version}+{hashlib.sha256(json.dumps(own, sort_keys=True).encode()).hexdigest()[:8]}"
-
-
-class GarchVolAgent:
+class GarchVolAgent(hist.GridFitted):
     name = "garch"
     version = "2"  # 2: staggered refits, the recursion's u + c * s form (missing returns: omega + (alpha + beta) s)
+    prefix = "garch_"
 
     def features(self, settings: AgentSettings) -> tuple[str, ...]:
         return ("ewma_vol_20", "vol_20")
 
     def history(self, settings: AgentSettings) -> HistoryNeed:
-        return HistoryNeed(features=(RETURN,), sessions=settings.garch_window + settings.garch_cadence)
-
-    def fit_version(self, settings: AgentSettings) -> str:
-        return fit_version(self.name, self.version, settings, "garch_")
-
-    def cadence(self, settings: AgentSettings) -> int:
-        return settings.garch_cadence
-
-    def fit_sessions(self, sessions: Sequence[date], settings: AgentSettings) -> list[date]:
-        """Every fit date the sessions may use (on any symbol's phase when staggered)."""
-        return hist.candidate_fit_dates(sessions, settings.garch_cadence, settings.garch_stagger)
-
-    def fit_dates(self, frame: pl.DataFrame, settings: AgentSettings) -> pl.DataFrame:
-        """`frame` (date, symbol, ...) + _grid: the fit date serving each row (the symbol's phase when staggered)."""
-        return hist.with_fit_dates(frame, settings.garch_cadence, settings.garch_stagger)
-
-    def fit_jobs(self, frame: pl.DataFrame, settings: AgentSettings) -> dict[date, list[str]]:
-        """{fit date: symbols} the (date, symbol) rows of `frame` use."""
-        return hist.fit_jobs(frame, settings.garch_cadence, settings.garch_stagger)
+        return HistoryNeed(features=(RETURN,), sessions=self.history_sessions(settings))
 
     def fit(self, history: pl.DataFrame, fit_dates: Sequence[date], settings: AgentSettings,
             benchmark: str | None = None, symbols: Mapping[date, Sequence[str]] | None = None) -> pl.DataFrame:

@@ -137,3 +137,48 @@ def fits_by(fits: pl.DataFrame, fit_date: date) -> dict[str, dict]:
         d.update(_converged=bool(c), _message=m or "", _n_obs=n)
         out[sym] = d
     return out
+
+
+def fit_version(name: str, version: str, settings, prefix: str) -> str:
+    """name@version+hash of the agent's own settings (fields starting with prefix): a stored fit is
+    reused only under the same version (other agents' settings do not invalidate it)."""
+    from dataclasses import asdict
+
+    own = {k: v for k, v in asdict(settings).items() if k.startswith(prefix)}
+    return f"{name}@{version}+{hashlib.sha256(json.dumps(own, sort_keys=True).encode()).hexdigest()[:8]}"
+
+
+class GridFitted:
+    """The calendar-grid bookkeeping of an agent fitted every `<prefix>cadence` sessions on the trailing
+    `<prefix>window` sessions, its symbols staggered over the cadence when `<prefix>stagger` is set (a
+    setting the agent does not have = not staggered). An agent declares `name`, `version` and `prefix`
+    (its AgentSettings fields' prefix, e.g. "garch_") and inherits the rest."""
+
+    name: str
+    version: str
+    prefix: str
+
+    def _cadence_stagger(self, settings) -> tuple[int, bool]:
+        return getattr(settings, self.prefix + "cadence"), bool(getattr(settings, self.prefix + "stagger", False))
+
+    def fit_version(self, settings) -> str:
+        return fit_version(self.name, self.version, settings, self.prefix)
+
+    def cadence(self, settings) -> int:
+        return self._cadence_stagger(settings)[0]
+
+    def history_sessions(self, settings) -> int:
+        """The trailing sessions a fit needs before a session it serves: its window plus one cadence."""
+        return getattr(settings, self.prefix + "window") + self.cadence(settings)
+
+    def fit_sessions(self, sessions: Sequence[date], settings) -> list[date]:
+        """Every fit date the sessions may use (on any symbol's phase when staggered)."""
+        return candidate_fit_dates(sessions, *self._cadence_stagger(settings))
+
+    def fit_dates(self, frame: pl.DataFrame, settings) -> pl.DataFrame:
+        """`frame` (date, symbol, ...) + _grid: the fit date serving each row (the symbol's phase when staggered)."""
+        return with_fit_dates(frame, *self._cadence_stagger(settings))
+
+    def fit_jobs(self, frame: pl.DataFrame, settings) -> dict[date, list[str]]:
+        """{fit date: symbols} the (date, symbol) rows of `frame` use."""
+        return fit_jobs(frame, *self._cadence_stagger(settings))

@@ -41,7 +41,6 @@ from trading_assets.domain.agents.base import (
     finite,
     validate_input,
 )
-from trading_assets.domain.agents.garch_vol import fit_version
 from trading_assets.settings import AgentSettings
 
 HISTORY_COLUMNS = ("logret_1", "vol_20", hmm.BREADTH)
@@ -58,25 +57,17 @@ def observations(history: pl.DataFrame, sessions: Sequence[date], benchmark: str
     return out
 
 
-class HmmRegimeAgent:
+class HmmRegimeAgent(hist.GridFitted):
     name = "hmm_regime"
     version = "1"
+    prefix = "hmm_"  # no hmm_stagger: one market fit on the grid's phase 0
     market_level = True  # one fit per grid session for the market (symbol MARKET), not one per symbol
 
     def features(self, settings: AgentSettings) -> tuple[str, ...]:
         return ("ewma_vol_20", "vol_20", "beta_60")
 
     def history(self, settings: AgentSettings) -> HistoryNeed:
-        return HistoryNeed(features=HISTORY_COLUMNS, sessions=settings.hmm_window + settings.hmm_cadence)
-
-    def fit_version(self, settings: AgentSettings) -> str:
-        return fit_version(self.name, self.version, settings, "hmm_")
-
-    def cadence(self, settings: AgentSettings) -> int:
-        return settings.hmm_cadence
-
-    def fit_sessions(self, sessions: Sequence[date], settings: AgentSettings) -> list[date]:
-        return hist.fit_dates_for(sessions, settings.hmm_cadence)
+        return HistoryNeed(features=HISTORY_COLUMNS, sessions=self.history_sessions(settings))
 
     def fit(self, history: pl.DataFrame, fit_dates: Sequence[date], settings: AgentSettings,
             benchmark: str | None = None) -> pl.DataFrame:
