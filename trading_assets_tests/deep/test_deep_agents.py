@@ -40,11 +40,14 @@ def test_a_shadow_family_enters_only_by_beating_the_incumbent_champion():
     daily = _daily({"gbm_ranker": list(base), "ranknet": list(base + 0.03 + rng.normal(0, 0.01, n)), "ranknet.wide": list(base)})
     t = date(2024, 8, 1)
     d = promotion.decide_shadow_family("ranknet", ["ranknet", "ranknet.wide"], None, "gbm_ranker", daily, t, S)
-    # by hand: the paired differences of the last <= 100 common label dates known at t
-    known = daily.filter(pl.col("known_at") <= t)
+    # by hand: the paired differences of the common label dates known in the last 100 sessions up to t
+    from trading_assets.domain import calendar
+
+    known = daily.filter((pl.col("known_at") <= t) & (pl.col("known_at") > calendar.lookback_start(t, 100)))
     a = known.filter(pl.col("agent") == "ranknet").sort("date")["rank_ic"].to_numpy()
     b = known.filter(pl.col("agent") == "gbm_ranker").sort("date")["rank_ic"].to_numpy()
-    diff = (a - b)[-100:]
+    diff = a - b
+    assert 50 <= diff.size < 100  # the window reaches back 100 sessions, not 100 values
     t_hand = diff.mean() / (diff.std(ddof=1) / np.sqrt(diff.size))
     assert d["action"] == "enter" and d["champion"] == "ranknet"
     assert d["t_stat"] == pytest.approx(t_hand, rel=1e-12) and d["n_sessions"] == diff.size

@@ -86,7 +86,7 @@ def test_promotion_rule_on_hand_made_series():
     similar = champ + rng.normal(0.001, 0.03, 150)
     daily = pl.concat([_daily("k", champ.tolist()), _daily("k.better", better.tolist()), _daily("k.similar", similar.tolist())])
     s = ModelSettings()  # window 126, t >= 2, n >= 63
-    t = DAYS[-1]
+    t = DAYS[151]  # the last value (label date DAYS[149]) becomes known at DAYS[151]: the window holds the last 126
     dec = promotion.decide("k", ["k", "k.better", "k.similar"], "k", daily, t, s)
     ref = stats.ttest_rel(better[-126:], champ[-126:]).statistic
     assert dec["action"] == "promote" and dec["champion"] == "k.better" and dec["previous"] == "k"
@@ -100,6 +100,26 @@ def test_promotion_rule_on_hand_made_series():
     assert early["action"] == "keep" and early["n_sessions"] < s.promotion_min_sessions
     # first decision: the family's first variant
     assert promotion.decide("k", ["k", "k.better"], None, daily, t, s)["action"] == "initial"
+
+
+def test_promotion_window_is_sessions_of_label_knowledge_not_the_last_values():
+    """Paired values known in the last W sessions (t - W < known_at <= t), as oos.rolling_ic_asof: with a gap
+    in the challenger's record, "the last W common values" would reach back before the window, and how far would
+    depend on where the run's read began (a range run vs the daily run of the same session)."""
+    rng = np.random.default_rng(11)
+    champ = rng.normal(0.01, 0.05, 200)
+    chal = champ + 0.004 + rng.normal(0, 0.03, 200)
+    gap = np.r_[0:100, 140:200]  # the challenger was not scored on label dates 100..139
+    daily = pl.concat([_daily("k", champ.tolist()), _daily("k.c", chal.tolist()).filter(pl.Series(np.isin(np.arange(200), gap)))])
+    t, w = DAYS[201], 126  # value i is known at DAYS[i + 2]: the window holds label dates 74..199
+    stat, n, ic_c, ic_k = promotion.paired_t(daily, "k.c", "k", t, w)
+    inside = np.r_[74:100, 140:200]
+    assert n == inside.size == 86
+    assert stat == pytest.approx(stats.ttest_rel(chal[inside], champ[inside]).statistic, rel=1e-12)
+    assert ic_c == pytest.approx(chal[inside].mean(), rel=1e-12) and ic_k == pytest.approx(champ[inside].mean(), rel=1e-12)
+    # a read that begins at the window (a daily run's lookback) decides exactly as one from the first value
+    short = daily.filter(pl.col("known_at") > calendar.lookback_start(t, w))
+    assert promotion.paired_t(short, "k.c", "k", t, w) == (stat, n, ic_c, ic_k)
 
 
 def test_calibration_factor_by_hand():

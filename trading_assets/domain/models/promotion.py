@@ -1,8 +1,9 @@
 """Champion / challenger: who of a family's variants reaches the Meta-Brain, decided at each training session.
 
 At training session t, with RIC_v(s) the daily out-of-sample rank IC of variant v on label date s
-(oos.daily_rank_ic) and only label dates known at t (known_at <= t): for each challenger c, over the
-last W = promotion_window label dates where both c and the champion k have a value,
+(oos.daily_rank_ic), for each challenger c, over the label dates s where both c and the champion k have
+a value and whose label became known in the last W = promotion_window sessions up to t
+(t - W sessions < known_at(s) <= t, the window of oos.rolling_ic_asof),
 
     d_s = RIC_c(s) - RIC_k(s)
     t_c = mean(d) / (sd(d) / sqrt(n))          (paired t-statistic, sd with ddof 1; n = those dates)
@@ -10,7 +11,10 @@ last W = promotion_window label dates where both c and the champion k have a val
 The challenger with the largest t_c replaces the champion when t_c >= promotion_t and
 n >= promotion_min_sessions (action "promote"; the old champion becomes a shadow challenger);
 otherwise the champion stays ("keep"). With no decision before, the family's first variant is the
-champion ("initial").
+champion ("initial"). The window counts sessions of label knowledge, not values: "the last W common
+values" would reach further back when values are missing (a variant not scored for a while), and how far
+back would depend on where a run's read began, so a range run and the daily runs it replays could decide
+differently.
 
 A family that starts as a shadow (`starts_as_shadow`, the deep ones) has no champion at first: every
 variant is scored and evaluated, none reaches the Meta-Brain ("shadow"). At a training session its
@@ -30,16 +34,19 @@ from datetime import date
 
 import polars as pl
 
+from trading_assets.domain import calendar
 from trading_assets.settings import ModelSettings
 
 
 def paired_t(daily: pl.DataFrame, challenger: str, champion: str, t: date, window: int) -> tuple[float | None, int, float | None, float | None]:
-    """(t-statistic, n, mean IC of the challenger, mean IC of the champion) over the last `window` common
-    label dates known at t. daily: agent, date, known_at, rank_ic."""
-    known = daily.filter(pl.col("known_at") <= t)
+    """(t-statistic, n, mean IC of the challenger, mean IC of the champion) over the common label dates
+    whose labels became known in the last `window` sessions up to t (t - window sessions < known_at <= t).
+    daily: agent, date, known_at, rank_ic."""
+    since = calendar.lookback_start(t, window)  # t - window sessions (excluded), as oos.rolling_ic_asof
+    known = daily.filter((pl.col("known_at") <= t) & (pl.col("known_at") > since))
     a = known.filter(pl.col("agent") == challenger).select("date", c=pl.col("rank_ic"))
     b = known.filter(pl.col("agent") == champion).select("date", k=pl.col("rank_ic"))
-    j = a.join(b, on="date", how="inner").sort("date").tail(window)
+    j = a.join(b, on="date", how="inner").sort("date")
     n = j.height
     if n < 2:
         return None, n, None, None
