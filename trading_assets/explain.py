@@ -434,6 +434,14 @@ def render_text(x: dict) -> str:
         opt = bk0.get("optimizer")
         if opt:
             w(f"   optimizer: {_fmt(opt)}")
+    if bk0.get("tail_method"):
+        w(f"   book scaling: volatility x{_fmt(bk0.get('vol_scale'), 4)}, drawdown x{_fmt(bk0.get('drawdown_scale'), 4)}, "
+          f"recovery x{_fmt(bk0.get('recovery_scale'), 4)};  approved book CVaR95 {_fmt(bk0.get('cvar_95'), 4)}, "
+          f"P(one-day loss > limit) {_fmt(bk0.get('tail_prob'), 4)} by "
+          + (f"EVT (GPD threshold u {_fmt(bk0.get('tail_threshold'), 5)}, shape xi {_fmt(bk0.get('tail_xi'), 4)}, "
+             f"scale beta {_fmt(bk0.get('tail_beta'), 5)}, {bk0.get('tail_exceedances')} exceedances)"
+             if bk0.get("tail_method") == "evt" else "the historical / Student-t measures"
+             + (f" ({bk0.get('tail_exceedances')} exceedances, too few for the GPD)" if bk0.get("tail_exceedances") is not None else "")))
     if r:
         w(f"   {r.get('decision')}  reasons: {_fmt(r.get('reason_codes'))}  trading state {r.get('trading_state')}")
         w(f"   weight: current {_fmt(r.get('current_weight'), 4)} -> raw target {_fmt(r.get('target_weight_raw'), 4)}"

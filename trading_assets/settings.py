@@ -296,7 +296,7 @@ class RiskSettings:
     cvar_limit: float = 0.03  # one-day 95% CVaR of the proposed book, as a fraction of NAV
     cvar_lookback: int = 252
     max_adv_fraction: float = 0.10  # each order <= 10% of the symbol's 20-day ADV (shares)
-    tail_prob_limit: float = 0.05  # P(one-day loss > tail_loss_threshold) under Student-t
+    tail_prob_limit: float = 0.05  # P(one-day loss > tail_loss_threshold): EVT where it applies, else Student-t(tail_dof)
     tail_loss_threshold: float = 0.05
     tail_dof: float = 4.0
     vol_target: float = 0.15  # annualized portfolio volatility target for volatility scaling

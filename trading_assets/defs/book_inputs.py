@@ -212,7 +212,9 @@ EXTRA_COLUMNS = {
     "portfolio": {"recovery_sessions": "INTEGER", "tail_prob": "DOUBLE", "approved_gross": "DOUBLE",
                   "warnings": "VARCHAR", "method": "VARCHAR", "optimizer_status": "VARCHAR",
                   "expected_return": "DOUBLE", "risk_penalty": "DOUBLE", "cost_penalty": "DOUBLE",
-                  "ex_ante_vol": "DOUBLE", "optimizer": "VARCHAR"},
+                  "ex_ante_vol": "DOUBLE", "optimizer": "VARCHAR", "vol_scale": "DOUBLE", "drawdown_scale": "DOUBLE",
+                  "recovery_scale": "DOUBLE", "tail_method": "VARCHAR", "tail_threshold": "DOUBLE", "tail_xi": "DOUBLE",
+                  "tail_beta": "DOUBLE", "tail_exceedances": "INTEGER"},
 }
 
 

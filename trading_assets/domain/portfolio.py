@@ -91,6 +91,17 @@ PORTFOLIO_SCHEMA = {
     "cost_penalty": pl.Float64,  # kelly_mv: the cost term of the trades to the optimizer's book
     "ex_ante_vol": pl.Float64,  # kelly_mv: annualized sqrt(252 w' Sigma w) of the optimizer's book
     "optimizer": pl.String,  # kelly_mv: JSON objective, binding constraints, names in the program, solves
+    # Why the approved book has its size and its tail figures (the gate's GateResult.factors): the exposure
+    # scales the gate applied, and the tail model behind cvar_95 / tail_prob ("evt": the GPD fitted to the
+    # book's trailing losses beyond tail_threshold; "historical": historical CVaR and Student-t probability)
+    "vol_scale": pl.Float64,
+    "drawdown_scale": pl.Float64,
+    "recovery_scale": pl.Float64,
+    "tail_method": pl.String,
+    "tail_threshold": pl.Float64,
+    "tail_xi": pl.Float64,
+    "tail_beta": pl.Float64,
+    "tail_exceedances": pl.Int32,
 }
 DECISION_INPUT_COLUMNS = ("symbol", "mu_hat", "sigma_hat", "target_weight_raw", "pre_risk_decision",
                           "reason_codes", "regime")
@@ -447,10 +458,27 @@ def _advance(state: BookState, pending: list[tuple], x: SessionInputs, settings:
         "method": opt_record["method"],
         **{k: opt_record.get(k) for k in ("optimizer_status", "expected_return", "risk_penalty", "cost_penalty",
                                           "ex_ante_vol", "optimizer")},
+        **_gate_factors(g.factors),
     }
     new_state = BookState(date=t, cash=cash, nav=nav, peak_nav=peak, positions=positions, trading_state=tstate,
                           recovery_phase=phase, recovery_sessions=n_in_phase, pending_orders=_NO_ORDERS)
     return _SessionRows(risk_cols, orders, fills, positions_cols, portfolio_row, ratios, children), new_state
+
+
+def _gate_factors(f: dict[str, float]) -> dict:
+    """The portfolio row's record of the gate's scaling and tail model (PORTFOLIO_SCHEMA's last columns);
+    the fit's numbers only when the EVT estimate was the one used."""
+    evt = f.get("tail_evt") == 1.0
+    return {
+        "vol_scale": f.get("vol_scale", 1.0),
+        "drawdown_scale": f.get("drawdown_scale", 1.0),
+        "recovery_scale": f.get("recovery_scale", 1.0),
+        "tail_method": "evt" if evt else "historical",
+        "tail_threshold": f.get("tail_threshold") if evt else None,
+        "tail_xi": f.get("tail_xi") if evt else None,
+        "tail_beta": f.get("tail_beta") if evt else None,
+        "tail_exceedances": int(f["tail_exceedances"]) if "tail_exceedances" in f else None,
+    }
 
 
 def _carry_leftovers(orders: list[tuple], fills: list[tuple], t: date, cycle_id: str, es, trading_state: str,

@@ -81,6 +81,13 @@ def test_explain_matches_the_tables(cycle, symbol):
     for heading in ("1. Bars", "2. Data quality", "3. Key features", "4. Agents", "5. Meta-Brain", "6. Risk gate", "7. Order and fill", "9. Runs and versions"):
         assert heading in text
     assert fin["decision"] in text
+    # the book's record of the gate: its scales and the tail model behind CVaR95 (the synthetic market's years of
+    # history before the run give the book's trailing 756 losses: enough exceedances for the GPD)
+    [book] = _q(wh, "SELECT * FROM portfolio WHERE date = ?", [d])
+    assert book["tail_method"] == "evt" and book["tail_exceedances"] >= 25 and book["tail_beta"] > 0
+    assert 0 < book["vol_scale"] <= 1 and 0 < book["drawdown_scale"] <= 1
+    assert x["portfolio"]["tail_xi"] == book["tail_xi"] and x["portfolio"]["cvar_95"] == book["cvar_95"]
+    assert "book scaling: volatility x" in text and f"{book['tail_exceedances']} exceedances)" in text
 
 
 def test_agents_speak_and_the_order_and_its_fill_are_shown(cycle):

@@ -230,3 +230,29 @@ def test_limit_violations_flags_a_bad_book():
     bad = risk.limit_violations([rc.EXECUTE_BUY, rc.HOLD], np.array([0.12, 0.05]), np.zeros(2),
                                 np.array([100.0, 5.0]), ["T", "E"], S)
     assert any("single-name" in v for v in bad) and any("non-zero order" in v for v in bad)
+
+
+# --- what the portfolio row records of the gate ---------------------------------------------------------
+def test_the_portfolio_row_records_the_scales_and_the_books_tail_fit():
+    from trading_assets.domain import portfolio as pf
+    from trading_assets.domain import tail_risk as tr
+
+    rng = np.random.default_rng(11)
+    hist = rng.standard_t(3, size=(756, 2)) * 0.01  # heavy tails: 38 exceedances of the 95% quantile
+    loose = RiskSettings(max_single_name=1.0, max_sector=1.0, cvar_limit=1.0, tail_prob_limit=1.0)
+    model = tr.BookTailModel(0.95, 25, 756)
+    x = gi([0.3, 0.3], vol=[0.5, 0.5], returns=hist, sectors=["a", "b"])  # book vol ~0.21 > the 15% target
+    r = risk.gate(risk.GateInput(**{**x.__dict__, "tail_model": model}), loose)
+    row = pf._gate_factors(r.factors)
+    e = model.estimate(hist, r.approved_weight, loose.tail_loss_threshold, loose.cvar_confidence)
+    assert e.method == "evt" and row["tail_method"] == "evt"
+    assert (row["tail_threshold"], row["tail_xi"], row["tail_beta"], row["tail_exceedances"]) == (e.threshold, e.xi, e.beta, e.n_exceed)
+    assert r.cvar == e.expected_shortfall and r.tail_prob == e.probability  # the figures the row stands beside
+    assert row["vol_scale"] == r.factors["vol_scale"] < 1.0
+    assert row["vol_scale"] == pytest.approx(json.loads(r.adjustments[0])["vol_scale"], abs=1e-10)  # the ledger rounds
+    assert row["drawdown_scale"] == row["recovery_scale"] == 1.0
+
+    short = risk.gate(risk.GateInput(**{**x.__dict__, "returns": hist[-252:], "tail_model": model}), loose)
+    srow = pf._gate_factors(short.factors)  # 252 losses -> 13 exceedances < 25: the historical measures
+    assert srow["tail_method"] == "historical" and srow["tail_xi"] is None and srow["tail_exceedances"] == 13
+    assert pf._gate_factors(risk.gate(x, loose).factors)["tail_method"] == "historical"  # no tail model at all

@@ -15,7 +15,7 @@ CREATE TABLE IF NOT EXISTS portfolio (
     cvar_95        DOUBLE,
     n_positions    INTEGER,
     sector_exposure VARCHAR,          -- JSON {sector: weight}
-    tail_prob      DOUBLE,            -- Student-t P(one-day loss > threshold) of the approved book
+    tail_prob      DOUBLE,            -- P(one-day loss > risk.tail_loss_threshold) of the approved book: EVT (tail_method evt) or Student-t
     approved_gross DOUBLE,            -- gross weight of the book the gate approved (at the decision close)
     warnings       VARCHAR,           -- JSON list of the session's warnings
     run_id         VARCHAR
