@@ -4,7 +4,8 @@ sibling of gbm_ranker. The model, its loss and the pair-sampling rule: domain/de
 Inputs: the catalog features the gradient-boosted models read (gbm_cross_section.catalog_features),
 rank-gauss per session by the scaffold (NaN -> 0, the session median). Label: the h = 1 tradable
 return (open(s+1) -> open(s+2)); only its within-session ORDER enters the loss (pairs of one session).
-Score: the scorer's output f(x) (higher = ranked higher). A deep family starts as a shadow and reaches
+Score: the scorer's output f(x) (higher = ranked higher), computed in numpy from the trained weights
+(domain/deep/forward.py; training alone needs torch). A deep family starts as a shadow and reaches
 the Meta-Brain only through the promotion rule (registry / domain/models/promotion.py).
 
 Variants (all shadows until promoted): `ranknet` = MLP 64-32, dropout 0.1, 4 epochs, 500 pairs per
@@ -65,6 +66,8 @@ class RankNetAgent:
         return artifact
 
     def predict(self, artifact: bytes, x: pl.DataFrame, variant: Variant, settings: ModelSettings) -> np.ndarray:
-        from trading_assets.domain.deep.ranknet import predict_ranknet
+        """Scores in numpy from the trained weights (deep/forward.py): scoring never imports torch."""
+        from trading_assets.domain.deep.forward import ranknet_scores
+        from trading_assets.domain.deep.torch_state import load_state
 
-        return predict_ranknet(artifact, x.select(self.features(settings)).to_numpy().astype(np.float32, copy=False), settings.num_threads)
+        return ranknet_scores(load_state(artifact), x.select(self.features(settings)).to_numpy().astype(np.float32, copy=False))

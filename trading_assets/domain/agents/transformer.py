@@ -122,10 +122,10 @@ class TransformerAgent:
                              settings: ModelSettings) -> tuple[np.ndarray, np.ndarray]:
         """Scores for the rows of x and their z_t (len(x), k): NaN where the symbol lacks the history.
         Only what x needs is computed: the L latents before each row of x and their W-session windows."""
-        from trading_assets.domain.deep.runtime import from_bytes
-        from trading_assets.domain.deep.sequence import encode, predict_transformer
+        from trading_assets.domain.deep.forward import encode, transformer_scores
+        from trading_assets.domain.deep.torch_state import load_state
 
-        state = from_bytes(artifact)
+        state = load_state(artifact)  # numpy forward passes (deep/forward.py): scoring never imports torch
         if state.get("kind") != "transformer_family":
             raise ValueError(f"artifact is a {state.get('kind')!r} model, not a transformer_family")
         ae_state, tf_state = state["autoencoder"], state["transformer"]
@@ -142,10 +142,10 @@ class TransformerAgent:
         need = needed_rows(scored, seq_len)
         zfull = np.zeros((n, k), dtype=np.float32)
         if need.size:
-            zfull[need] = encode(ae_state, values, need, threads=settings.num_threads)
+            zfull[need] = encode(ae_state, values, need)
         score_rows = np.full(n, np.nan)
         if scored.size:
-            score_rows[scored] = predict_transformer(tf_state, zfull, scored, threads=settings.num_threads)
+            score_rows[scored] = transformer_scores(tf_state, zfull, scored)
         score = np.full(x.height, np.nan)
         zx = np.full((x.height, k), np.nan)
         pos = np.flatnonzero(has_row)
