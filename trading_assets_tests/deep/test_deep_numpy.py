@@ -90,14 +90,16 @@ def test_the_artifact_read_without_torch_holds_torch_loads_tensors(ranknet_blob,
 
 def test_ranknet_in_numpy_matches_torch_and_does_not_depend_on_the_batch(ranknet_blob):
     rng = np.random.default_rng(5)
-    x = rng.standard_normal((1300, 7)).astype(np.float32)
+    n = 2 * forward.BLOCK + 300  # three blocks, the last one padded
+    x = rng.standard_normal((n, 7)).astype(np.float32)
     x[rng.random(x.shape) < 0.05] = np.nan  # NaN -> 0 on both paths
     state = load_state(ranknet_blob)
     got = forward.ranknet_scores(state, x)
     _close(got, predict_ranknet(ranknet_blob, x))
     # a row alone, or anywhere in another batch (across the BLOCK boundary too): the same bits
-    for lo, n in [(0, 1), (7, 1), (3, 40), (500, 30), (1299, 1), (100, 1200)]:
-        assert np.array_equal(forward.ranknet_scores(state, x[lo : lo + n]), got[lo : lo + n]), (lo, n)
+    b = forward.BLOCK
+    for lo, k in [(0, 1), (7, 1), (3, 40), (b - 10, 30), (n - 1, 1), (100, b + 50), (b + 5, 1)]:
+        assert np.array_equal(forward.ranknet_scores(state, x[lo : lo + k]), got[lo : lo + k]), (lo, k)
     with pytest.raises(ValueError, match="trained on 7 features"):
         forward.ranknet_scores(state, x[:, :3])
 

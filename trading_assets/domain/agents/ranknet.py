@@ -70,4 +70,5 @@ class RankNetAgent:
         from trading_assets.domain.deep.forward import ranknet_scores
         from trading_assets.domain.deep.torch_state import load_state
 
-        return ranknet_scores(load_state(artifact), x.select(self.features(settings)).to_numpy().astype(np.float32, copy=False))
+        return ranknet_scores(load_state(artifact), x.select(self.features(settings)).to_numpy().astype(np.float32, copy=False),
+                              settings.num_threads)

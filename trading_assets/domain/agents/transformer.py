@@ -142,10 +142,10 @@ class TransformerAgent:
         need = needed_rows(scored, seq_len)
         zfull = np.zeros((n, k), dtype=np.float32)
         if need.size:
-            zfull[need] = encode(ae_state, values, need)
+            zfull[need] = encode(ae_state, values, need, threads=settings.num_threads)
         score_rows = np.full(n, np.nan)
         if scored.size:
-            score_rows[scored] = transformer_scores(tf_state, zfull, scored)
+            score_rows[scored] = transformer_scores(tf_state, zfull, scored, threads=settings.num_threads)
         score = np.full(x.height, np.nan)
         zx = np.full((x.height, k), np.nan)
         pos = np.flatnonzero(has_row)
