@@ -104,7 +104,7 @@ def test_the_recursions_have_the_same_bits_series_by_series_and_over_the_batch(m
     got = {}
     for name, width in (("serial", 10**6), ("numpy", 0)):
         monkeypatch.setattr(garch, "_SERIAL_MAX", width)
-        got[name] = (garch.variance_path(e2, mask, om, al, be, bc), *garch._scores(e2, mask, theta, bc),
+        got[name] = (garch.variance_path(e2, mask, om, al, be, bc), *garch._derivatives(e2, mask, theta, bc),
                      garch.fit_batch(r, min_obs=100, max_iter=50, tol=1e-7))
     for a, b in zip(got["serial"][:-1], got["numpy"][:-1]):
         assert np.array_equal(a, b)
@@ -117,3 +117,59 @@ def test_the_recursions_have_the_same_bits_series_by_series_and_over_the_batch(m
         x = e2[t, 0] if mask[t, 0] else s
         s = om[0] + al[0] * x + be[0] * s
     assert got["numpy"][0][-1, 0] == pytest.approx(s, rel=1e-13)
+
+
+def test_a_series_gets_the_same_bits_in_a_streaming_block_of_any_width():
+    """fit_batch streams series through a block of columns (a finished series' column goes to the next one): a
+    series' estimate must not depend on the block's width, its column or the series around it."""
+    cols = [_simulate(400, s) for s in (14, 15, 16, 17, 18)]
+    batch = np.column_stack(cols)
+    batch[:60, 2] = np.nan  # a late listing
+    ref = [garch.fit_batch(batch[:, [j]]) for j in range(5)]
+    for width in (1, 2, 3, 256):
+        for order in ([0, 1, 2, 3, 4], [4, 2, 0, 3, 1]):
+            f = garch.fit_batch(batch[:, order], width=width)
+            for pos, j in enumerate(order):
+                for k in ("omega", "alpha", "beta", "nu", "loglik", "iterations", "converged"):
+                    assert getattr(f, k)[pos] == getattr(ref[j], k)[0], (width, order, j, k)
+
+
+def test_the_analytic_gradient_and_hessian_are_the_log_likelihoods_derivatives():
+    """_derivatives' G and H (unconstrained coordinates, missing returns included) against central differences of
+    the log-likelihood and of G."""
+    rng = np.random.default_rng(3)
+    r = rng.standard_t(5, (400, 4)) * 0.01
+    r[rng.random((400, 4)) < 0.05] = np.nan
+    e2, mask, bc, _, _ = garch.prepare(r)
+    theta = garch._pack(bc * 0.05, np.full(4, 0.1), np.full(4, 0.85), np.full(4, 7.0))
+    ll, g, h = garch._derivatives(e2, mask, theta, bc)
+    np.testing.assert_array_equal(ll, garch._loglik(e2, mask, theta, bc))
+    eps = 1e-5
+    for k in range(4):
+        up, dn = theta.copy(), theta.copy()
+        up[k] += eps
+        dn[k] -= eps
+        num_g = (garch._loglik(e2, mask, up, bc) - garch._loglik(e2, mask, dn, bc)) / (2 * eps)
+        np.testing.assert_allclose(g[:, k], num_g, rtol=1e-6, atol=1e-6)
+        num_h = (garch._derivatives(e2, mask, up, bc)[1] - garch._derivatives(e2, mask, dn, bc)[1]) / (2 * eps)
+        np.testing.assert_allclose(h[:, :, k], num_h, rtol=1e-6, atol=1e-6)
+
+
+def test_the_start_is_archs_grid_rule():
+    """start_values: the grid point of highest Gaussian log-likelihood (variance targeting for omega), nu from the
+    kurtosis there -- recomputed here by a plain loop over arch's grid."""
+    r = _simulate(600, 19)
+    e2, mask, bc, _, _ = garch.prepare(r[:, None])
+    best = None
+    for a in (0.01, 0.05, 0.1, 0.2):
+        for p in (0.5, 0.7, 0.9, 0.98):
+            s = garch.variance_path(e2, mask, bc[0] * (1 - p), a, p - a, bc[0])[:-1, 0]
+            ll = -0.5 * np.sum(np.log(s) + e2[:, 0] / s)
+            if best is None or ll > best[0]:
+                z2 = e2[:, 0] / s
+                best = (ll, a, p, np.mean(z2 * z2) / np.mean(z2) ** 2)
+    _, a, p, k = best
+    nu = max((4 * k - 6) / (k - 3) if k > 3.75 else 12.0, 4.0)
+    om, al, be, nu_got, *_ = garch._unpack(garch.start_values(e2, mask, bc))
+    assert al[0] == pytest.approx(a, rel=1e-12) and be[0] == pytest.approx(p - a, rel=1e-12)
+    assert om[0] == pytest.approx(bc[0] * (1 - p), rel=1e-12) and nu_got[0] == pytest.approx(nu, rel=1e-12)
