@@ -24,12 +24,15 @@ so every iterate is stationary with omega > 0 and nu > NU_MIN.
 - Step: the exact gradient G and Hessian H of the log-likelihood (analytic, _derivatives: the variance recursion's
   first and second derivatives run as linear recursions sharing c_t), the direction M^{-1} G with M = -H made
   positive definite through its eigenvalues (|lambda|, floored; _newton_step): Newton's step where the
-  log-likelihood is concave; step halving until the log-likelihood does not fall.
+  log-likelihood is concave; backtracking (the maximum of the quadratic through f(0), f'(0), f(lam), kept in
+  [lam / 10, lam / 2]) until the log-likelihood does not fall.
 - Convergence: where the log-likelihood is concave and the full Newton step's predicted gain, half the Newton
   decrement G' M^{-1} G, is below `tol` per return (the estimate is then within ~tol x n of the local maximum in
-  log-likelihood: Newton converges quadratically there); or when no step down to 1e-9 of the full one raises it
-  (a maximum to rounding). A series still moving after `max_iter` iterations, or with too few returns, is
-  reported as not converged (the caller falls back).
+  log-likelihood: Newton converges quadratically there); or when the accepted step raised the log-likelihood by
+  less than `tol` per return (a maximum on the boundary -- alpha or beta -> 0, nu -> infinity -- is at infinity
+  in u, where no Newton point exists); or when no step down to 1e-9 of the full one raises it (a maximum to
+  rounding). A series still moving after `max_iter` iterations, or with too few returns, is reported as not
+  converged (the caller falls back).
 - Scheduling (fit_batch): the series stream through a block of _WIDTH columns; a series leaves when done and the
   next one takes its column, so no block waits on its slowest series.
 The recursions (variance and its derivatives) are linear_recursion's y_{t+1} = u_t + c_t y_t: a numpy step over
@@ -376,6 +379,9 @@ def fit_batch(returns: np.ndarray, min_obs: int = 250, max_iter: int = 200, tol:
             pending &= lam > 1e-9
         # no rise along an ascent direction down to a step of 1e-9: a maximum to rounding
         fin |= lam <= 1e-9
+        # or the step raised the log-likelihood by less than tol per return (a maximum on the boundary of the
+        # parameter space -- alpha or beta -> 0, nu -> infinity -- lies at infinity in u: no Newton point there)
+        fin |= (new_ll - lla) / blk_n[act] < tol
         blk_th[:, act] = new_theta
         out = fin | (blk_it[act] >= max_iter)  # leaving the block: converged, or still moving after max_iter
         if out.any():

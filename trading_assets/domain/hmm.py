@@ -1,11 +1,12 @@
-"""A Gaussian hidden Markov model of the market: fit (hmmlearn) and the forward filter (pure numpy).
+"""A Gaussian hidden Markov model of the market: fit (numpy Baum-Welch) and the forward filter (pure numpy).
 
 Observations x_t (one row per session, 3 columns): the market's daily log return, its realized
 volatility and its breadth (`market_observations`). Model with K states (2 or 3):
     P(state_0 = k) = pi_k,  P(state_t = j | state_{t-1} = i) = A_ij,
     x_t | state_t = k  ~  N(mu_k, diag(var_k))        on the columns standardized by the fit window's
                                                        mean and standard deviation.
-Fit: hmmlearn's GaussianHMM (Baum-Welch, diagonal covariances) from `n_seeds` seeds 0..n_seeds-1;
+Fit: Baum-Welch EM with diagonal covariances (domain/gaussian_hmm.py: numpy, hmmlearn's GaussianHMM updates,
+hmmlearn only the tests' reference) from `n_seeds` initializations 0..n_seeds-1 (gaussian_hmm.init_params);
 the fit with the highest log-likelihood is kept (ties: the lowest seed). States are then ordered by
 the variance of the return column (ascending), so label 0 is the calmest state whatever order EM
 found them in: K = 3 -> (risk_on, neutral, risk_off), K = 2 -> (risk_on, risk_off). The labels are
@@ -14,17 +15,19 @@ stable across refits because they come from the order, not from EM's arbitrary n
 Filtered probabilities (the forward algorithm, normalized each step; what is known at t):
     a_0 = pi * b_0 / sum(pi * b_0),      a_t = (a_{t-1} A) * b_t / sum((a_{t-1} A) * b_t)
 with b_t[k] = N(x_t; mu_k, diag var_k). A session with a missing observation takes the prediction
-step only: a_t = a_{t-1} A. a_t uses x_0..x_t only. hmmlearn's predict / predict_proba run the
-forward-backward SMOOTHER (P(state_t | x_0..x_T), which reads sessions after t): never used here.
+step only: a_t = a_{t-1} A. a_t uses x_0..x_t only. The forward-backward SMOOTHER (P(state_t | x_0..x_T),
+which reads sessions after t: EM's gamma in gaussian_hmm.forward_backward, hmmlearn's predict / predict_proba)
+serves the fit's E-step inside its window only, never a session's state.
 """
 
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 import polars as pl
+
+from trading_assets.domain import gaussian_hmm
 
 LABELS = {2: ("risk_on", "risk_off"), 3: ("risk_on", "neutral", "risk_off")}
 OBS_COLUMNS = ("mkt_ret", "mkt_vol", "mkt_breadth")
@@ -62,10 +65,9 @@ def market_observations(history: pl.DataFrame, benchmark: str | None) -> pl.Data
 def fit(x: np.ndarray, n_states: int = 3, n_seeds: int = 4, n_iter: int = 100, tol: float = 1e-4, min_rows: int = 50) -> dict:
     """Fit on the rows of x (T x 3) without a missing value; returns the params dict (JSON-able):
     n_states, center, scale, startprob, transmat, means, vars (standardized, states ordered), loglik,
-    seed, converged, n_obs. Raises ValueError when fewer than `min_rows` complete rows."""
-    from hmmlearn.hmm import GaussianHMM  # imported here: only fitting needs it
-    from threadpoolctl import threadpool_limits
-
+    seed, converged, n_obs. Raises ValueError when fewer than `min_rows` complete rows.
+    EM (gaussian_hmm.baum_welch) from gaussian_hmm.init_params(z, K, seed) for seed = 0..n_seeds-1 (seed 0:
+    the sessions grouped by volatility, column 1); the highest log-likelihood wins (ties: the lowest seed)."""
     x = np.asarray(x, dtype=float)
     rows = x[np.isfinite(x).all(axis=1)]
     if rows.shape[0] < max(min_rows, 2 * n_states):
@@ -76,30 +78,27 @@ def fit(x: np.ndarray, n_states: int = 3, n_seeds: int = 4, n_iter: int = 100, t
     z = (rows - center) / scale
     best = None
     for seed in range(n_seeds):
-        model = GaussianHMM(n_components=n_states, covariance_type="diag", n_iter=n_iter, tol=tol,
-                            random_state=seed, min_covar=1e-4)
-        # one thread: hmmlearn's k-means initialization (scikit-learn, OpenMP) took 0.6 s per run instead of
-        # milliseconds on this shared 2-core machine (measured), and a fixed thread count keeps the sums' order fixed
-        with warnings.catch_warnings(), threadpool_limits(1):
-            warnings.simplefilter("ignore")
-            model.fit(z)
-            score = float(model.score(z))
-        if best is None or score > best[0] + 1e-9:
-            best = (score, seed, model)
-    score, seed, model = best
-    order = np.argsort(model.covars_[:, 0, 0] if model.covars_.ndim == 3 else model.covars_[:, 0], kind="stable")
-    covars = np.array([np.diag(c) if np.ndim(c) == 2 else c for c in model.covars_])
+        with np.errstate(divide="ignore", over="ignore", under="ignore"):
+            res = gaussian_hmm.baum_welch(z, gaussian_hmm.init_params(z, n_states, seed, order_column=1), n_iter, tol)
+        if not np.isfinite(res["loglik"]):
+            continue
+        if best is None or res["loglik"] > best[0]["loglik"] + 1e-9:
+            best = (res, seed)
+    if best is None:
+        raise ValueError("HMM fit: no seed reached a finite log-likelihood")
+    res, seed = best
+    order = np.argsort(res["vars"][:, 0], kind="stable")
     return {
         "n_states": n_states,
         "center": center.tolist(),
         "scale": scale.tolist(),
-        "startprob": model.startprob_[order].tolist(),
-        "transmat": model.transmat_[np.ix_(order, order)].tolist(),
-        "means": model.means_[order].tolist(),
-        "vars": covars[order].tolist(),
-        "loglik": score,
+        "startprob": res["startprob"][order].tolist(),
+        "transmat": res["transmat"][np.ix_(order, order)].tolist(),
+        "means": res["means"][order].tolist(),
+        "vars": res["vars"][order].tolist(),
+        "loglik": float(res["loglik"]),
         "seed": seed,
-        "converged": bool(model.monitor_.converged),
+        "converged": bool(res["converged"]),
         "n_obs": int(rows.shape[0]),
     }
 

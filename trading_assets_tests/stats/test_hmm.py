@@ -105,3 +105,71 @@ def test_fit_is_deterministic_and_needs_enough_sessions():
     assert hmm.fit(x, 3, 2) == hmm.fit(x, 3, 2)
     with pytest.raises(ValueError, match="50 complete"):
         hmm.fit(x[:40], 2, 1)
+
+
+@pytest.mark.parametrize("n_states", [2, 3])
+def test_baum_welch_is_hmmlearns_em_from_the_same_start(n_states):
+    """gaussian_hmm (numpy) against hmmlearn's GaussianHMM.fit given the same data and the same initial
+    parameters (hmmlearn only as the reference): the same log-likelihood and parameters after every number
+    of iterations, to 1e-9 (the forward-backward's doubling scan and hmmlearn's sequential C loop round differently)."""
+    import warnings
+
+    from trading_assets.domain import gaussian_hmm
+
+    x, _ = _two_regimes(600, 21)
+    z = (x - x.mean(axis=0)) / x.std(axis=0)
+    for seed in (0, 1):
+        init = gaussian_hmm.init_params(z, n_states, seed)
+        for n_iter in (1, 7):
+            ours = gaussian_hmm.baum_welch(z, init, n_iter=n_iter, tol=-np.inf)
+            ref = GaussianHMM(n_components=n_states, covariance_type="diag", n_iter=n_iter, tol=-np.inf, init_params="", params="stmc")
+            ref.startprob_, ref.transmat_, ref.means_, ref.covars_ = init["startprob"], init["transmat"], init["means"], init["vars"]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ref.fit(z)
+            assert ours["loglik"] == pytest.approx(ref.score(z), abs=1e-9)
+            np.testing.assert_allclose(ours["startprob"], ref.startprob_, atol=1e-9)
+            np.testing.assert_allclose(ours["transmat"], ref.transmat_, atol=1e-9)
+            np.testing.assert_allclose(ours["means"], ref.means_, atol=1e-9)
+            np.testing.assert_allclose(ours["vars"], np.array([np.diag(c) for c in ref.covars_]), atol=1e-9)
+        # converged by the same rule (the gain of an iteration below tol) after the same number of iterations
+        ours = gaussian_hmm.baum_welch(z, init, n_iter=200, tol=1e-4)
+        ref = GaussianHMM(n_components=n_states, covariance_type="diag", n_iter=200, tol=1e-4, init_params="", params="stmc")
+        ref.startprob_, ref.transmat_, ref.means_, ref.covars_ = init["startprob"], init["transmat"], init["means"], init["vars"]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref.fit(z)
+        assert ours["converged"] and ours["iterations"] == ref.monitor_.iter
+        assert ours["loglik"] == pytest.approx(ref.score(z), abs=1e-9)
+
+
+def test_forward_backward_is_hmmlearns_smoother_and_score():
+    from trading_assets.domain import gaussian_hmm
+
+    x, _ = _two_regimes(300, 22)
+    p = hmm.fit(x, n_states=3, n_seeds=2)
+    z = (x - np.array(p["center"])) / np.array(p["scale"])
+    logb = gaussian_hmm.log_emission(z, np.array(p["means"]), np.array(p["vars"]))
+    ll, gamma, _ = gaussian_hmm.forward_backward(logb, np.array(p["startprob"]), np.array(p["transmat"]))
+    model = _hmmlearn(p)
+    assert ll == pytest.approx(model.score(z), abs=1e-9)
+    np.testing.assert_allclose(gamma, model.predict_proba(z), atol=1e-9)
+
+
+def test_the_daily_path_imports_neither_hmmlearn_nor_sklearn():
+    """A refit day fits the HMM: the process must not import hmmlearn or scikit-learn (~1.3 s of imports)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np\n"
+        "from trading_assets.domain import hmm\n"
+        "from trading_assets.domain.agents import registry\n"
+        "rng = np.random.default_rng(0)\n"
+        "x = np.column_stack([rng.normal(0, 0.01, 300), rng.uniform(0.1, 0.3, 300), rng.uniform(0.3, 0.7, 300)])\n"
+        "p = hmm.fit(x, 3, 3)\n"
+        "hmm.forward_filter(x, p)\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('hmmlearn', 'sklearn')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

@@ -59,7 +59,7 @@ def observations(history: pl.DataFrame, sessions: Sequence[date], benchmark: str
 
 class HmmRegimeAgent(hist.GridFitted):
     name = "hmm_regime"
-    version = "1"
+    version = "2"  # 2: numpy Baum-Welch (domain/gaussian_hmm.py) from its own documented initializations
     prefix = "hmm_"  # no hmm_stagger: one market fit on the grid's phase 0
     market_level = True  # one fit per grid session for the market (symbol MARKET), not one per symbol
 
