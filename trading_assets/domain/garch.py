@@ -53,6 +53,7 @@ P_MAX = 0.9999  # alpha + beta < 1 (covariance stationary)
 NU_MIN = 2.05  # nu > 2: finite variance (arch's bound is 2.05 too)
 _GRID_ALPHA = (0.01, 0.05, 0.1, 0.2)  # the start's grid: arch's GARCH.starting_values (alpha x persistence)
 _GRID_PERSISTENCE = (0.5, 0.7, 0.9, 0.98)
+_GRID_GROUP = 4  # grid points whose variance paths run side by side in one recursion
 _WIDTH = 256  # columns of fit_batch's block (narrower blocks keep the (T, width) temporaries in cache)
 _SERIAL_MAX = 32  # series in a batch up to which the recursions run series by series (linear_recursion)
 
@@ -277,20 +278,29 @@ def start_values(e2: np.ndarray, mask: np.ndarray, backcast: np.ndarray) -> np.n
         nu_0 = max((4 k - 6) / (k - 3) if k > 3.75 else 12, 4).
     No randomness and nothing from a previous fit: a series' start depends on its window only."""
     b_len = e2.shape[1]
-    best = np.full(b_len, -np.inf)
-    pick = np.zeros((3, b_len))  # alpha, persistence, kurtosis at the best grid point
-    for a in _GRID_ALPHA:
-        for pers in _GRID_PERSISTENCE:
-            s = variance_path(e2, mask, backcast * (1.0 - pers), a, pers - a, backcast)[:-1]
-            z2 = np.where(mask, e2 / s, 0.0)
-            ll = -0.5 * (_colsum(np.where(mask, np.log(s), 0.0)) + _colsum(z2))
-            kurt = _colsum(z2 * z2) * _colsum(mask.astype(float)) / np.maximum(_colsum(z2), 1e-300) ** 2
-            better = ll > best
-            best = np.where(better, ll, best)
-            pick = np.where(better, np.array([[a], [pers], [1.0]]) * np.stack([np.ones(b_len), np.ones(b_len), kurt]), pick)
-    alpha, pers, kurt = pick
+    grid = [(a, p) for a in _GRID_ALPHA for p in _GRID_PERSISTENCE]
+    ll = np.empty((len(grid), b_len))
+    kurt = np.empty((len(grid), b_len))
+    n = _colsum(mask.astype(float))
+    for g0 in range(0, len(grid), _GRID_GROUP):  # a group of grid points side by side: one recursion call
+        grp = grid[g0:g0 + _GRID_GROUP]
+        k = len(grp)
+        e2k, mk = np.tile(e2, (1, k)), np.tile(mask, (1, k))
+        ga = np.repeat([a for a, _ in grp], b_len)
+        gp = np.repeat([p for _, p in grp], b_len)
+        bck = np.tile(backcast, k)
+        s = variance_path(e2k, mk, bck * (1.0 - gp), ga, gp - ga, bck)[:-1]
+        z2 = np.where(mk, e2k / s, 0.0)
+        sz2 = _colsum(z2)
+        ll[g0:g0 + k] = (-0.5 * (_colsum(np.where(mk, np.log(s), 0.0)) + sz2)).reshape(k, b_len)
+        kurt[g0:g0 + k] = (_colsum(z2 * z2) * np.tile(n, k) / np.maximum(sz2, 1e-300) ** 2).reshape(k, b_len)
+    best = np.argmax(np.where(np.isfinite(ll), ll, -np.inf), axis=0)  # the first maximum
+    cols = np.arange(b_len)
+    alpha = np.array([a for a, _ in grid])[best]
+    pers = np.array([p for _, p in grid])[best]
+    k = kurt[best, cols]
     with np.errstate(divide="ignore", invalid="ignore"):
-        nu = np.maximum(np.where(kurt > 3.75, (4.0 * kurt - 6.0) / (kurt - 3.0), 12.0), 4.0)
+        nu = np.maximum(np.where(k > 3.75, (4.0 * k - 6.0) / (k - 3.0), 12.0), 4.0)
     return _pack(backcast * (1.0 - pers), alpha, pers - alpha, nu)
 
 
