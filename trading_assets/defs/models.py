@@ -8,8 +8,13 @@ Sessions that are not training sessions (domain/models/training.py: every `caden
 from a fixed anchor) are a no-op: no row, metadata says when the next training is. In a range run
 each training session of the window trains in order exactly as the daily schedule would have (the
 rows a model trained at t sees are fixed by t alone), so a backfill is an honest walk-forward record.
-The validation IC of a training is the previous version's out-of-sample rank IC over the sessions it
-served whose labels are known at t.
+The validation IC of a training is the previous version's out-of-sample rank IC over the last sessions
+it served, at most `cadence` of them (from max(previous training, t - cadence sessions) to t - 1), whose
+labels are known at t. A champion retrains every cadence, so that is every session it served; a variant
+that retrains every few cadences (challengers, deep families) is scored again on its last cadence only:
+re-predicting months of a sequence model's sessions costs seconds per training, for a diagnostic that
+nothing decides on (its full out-of-sample record is in signal_quality, promotions read agent_outputs'
+daily ICs).
 """
 
 
@@ -104,18 +109,19 @@ def previous_runs(wh: Warehouse, before: date) -> dict[str, dict]:
 
 def validation_ic(agent, variant, prev: dict | None, artifact: bytes | None, t: date, features: pl.DataFrame, labels: pl.DataFrame,
                   models: ModelSettings) -> tuple[float | None, int]:
-    """The previous version's mean out-of-sample rank IC over the sessions it served (prev.date .. t) with
-    labels known at t."""
+    """The previous version's mean out-of-sample rank IC over the last sessions it served, at most
+    models.cadence of them (max(prev.date, t - cadence sessions) .. t - 1), with labels known at t."""
     if prev is None or artifact is None:
         return None, 0
-    lab = labels.filter((pl.col("known_at") <= t) & (pl.col("date") >= prev["date"]) & (pl.col("date") < t))
-    x = features.filter((pl.col("date") >= prev["date"]) & (pl.col("date") < t)).join(lab.select("date", "symbol"), on=["date", "symbol"])
+    first = max(prev["date"], calendar.lookback_start(t, models.cadence))
+    lab = labels.filter((pl.col("known_at") <= t) & (pl.col("date") >= first) & (pl.col("date") < t))
+    x = features.filter((pl.col("date") >= first) & (pl.col("date") < t)).join(lab.select("date", "symbol"), on=["date", "symbol"])
     if x.height == 0:
         return None, 0
     history = None
     back = lookback_sessions(agent, variant)
     if back > 0:  # a sequence family reads the sessions before each scored one
-        lo = calendar.lookback_start(prev["date"], back)
+        lo = calendar.lookback_start(first, back)
         history = features.filter((pl.col("date") >= lo) & (pl.col("date") < t)).select("date", "symbol", *agent.features(models))
     score, _ = predict_family(agent, artifact, x, variant, models, history)
     s = x.select("date", "symbol").with_columns(score=pl.Series(score), agent=pl.lit(variant.name))

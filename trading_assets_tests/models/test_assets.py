@@ -105,6 +105,21 @@ def test_range_run_retrains_inside_the_walk_like_daily_runs(warehouse, tmp_path)
     assert shadow_days == [t for t in days if training.session_index(t, m.anchor) % (m.cadence * m.shadow_cadence_multiple) == 0]
     assert 0 < len(shadow_days) < len(days) and sorted(set(runs.filter(pl.col("agent") == "gbm_ranker")["date"])) == days
 
+    # validation IC = the previous version's OOS rank IC (the scores agent_outputs served) over its last <= cadence
+    # sessions with labels known at t: every session it served for a champion, the last cadence for a challenger
+    from trading_assets.domain.models import oos
+
+    labels = wh.read("SELECT date, symbol, known_at, fwd_return, valid FROM labels WHERE horizon = 1")
+    for agent in ("gbm_cross_section", "gbm_ranker.shallow"):
+        mine = runs.filter(pl.col("agent") == agent).sort("date")
+        prev_t, t = mine["date"][0], mine["date"][1]
+        lo = max(prev_t, calendar.lookback_start(t, m.cadence))
+        assert (lo == prev_t) == (agent == "gbm_cross_section")
+        sc = out.filter((pl.col("agent") == agent) & (pl.col("date") >= lo) & (pl.col("date") < t)).select("date", "symbol", "agent", "score")
+        d = oos.daily_rank_ic(sc, labels.filter(pl.col("known_at") <= t), source="agent")
+        assert mine["val_sessions"][1] == d.height == len([s for s in calendar.sessions(lo, t)[:-1] if calendar.lookback_start(t, 2) >= s])
+        assert mine["val_rank_ic"][1] == pytest.approx(d["rank_ic"].mean(), rel=1e-12)
+
     # the same sessions as daily / shorter runs on a fresh warehouse: identical runs, versions, outputs, files
     from trading_assets.store.warehouse import Warehouse
 
