@@ -149,3 +149,19 @@ def test_transformer_overfits_a_tiny_sequence_task_and_is_deterministic():
     assert np.mean(np.sign(pred) == np.sign(target[ends])) > 0.97
     blob2, _ = fit_transformer(z, ends, target, p)
     assert blob2 == blob
+
+
+def test_the_last_position_forward_is_the_encoders_last_position():
+    """SequenceTransformer computes only the last position in its last layer (what the head reads): the same
+    function as the full nn.TransformerEncoder's output at the last position, in scoring and in training."""
+    from trading_assets.domain.deep.sequence import SequenceTransformer
+
+    p = TransformerParams(seq_len=12, d_model=32, heads=2, layers=2, ff=64, dropout=0.0)
+    torch.manual_seed(3)
+    model = SequenceTransformer(5, p)
+    z = torch.randn(64, 12, 5)
+    for train in (False, True):  # eval: the fused fast path in the first layers; train: the plain one
+        model.train(train)
+        with torch.set_grad_enabled(train):
+            full = model.head(model.encoder(model.embed(z) + model.position)[:, -1]).squeeze(-1)
+            np.testing.assert_allclose(model(z).detach().numpy(), full.detach().numpy(), rtol=1e-5, atol=1e-6)

@@ -13,6 +13,7 @@ Transformer sequence model (after qlib's Transformer: d_model 64, 2 heads, 2 lay
 z_{t-L+1} .. z_t of one symbol is embedded, u_s = W_in z_s + p_s (learned positions p), passed
 through a TransformerEncoder (pre-norm, GELU, dropout), and the last position's state h_t is read out,
     r_hat_t = w_out . h_t + b_out,
+(the last layer computes only that position: `last_position`, the same function, ~40% less training work),
 trained on the squared error to the session rank of the next tradable return mapped to [-1/2, 1/2]:
     r_t = (rank_t - 1) / (n_t - 1) - 1/2   (rank 1 = the session's lowest return; average ranks on ties)
 so the output is a cross-sectional score (higher = better), on the same footing as RankNet's.
@@ -92,8 +93,25 @@ class SequenceTransformer(nn.Module):
         self.head = nn.Linear(p.d_model, 1)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        h = self.encoder(self.embed(z) + self.position[: z.shape[1]])
-        return self.head(h[:, -1]).squeeze(-1)
+        u = self.embed(z) + self.position[: z.shape[1]]
+        layers = self.encoder.layers
+        for layer in layers[:-1]:
+            u = layer(u)
+        return self.head(last_position(layers[-1], u)).squeeze(-1)
+
+
+def last_position(layer: nn.TransformerEncoderLayer, x: torch.Tensor) -> torch.Tensor:
+    """The pre-norm encoder layer's output at the LAST position only, (batch, L, d) -> (batch, d):
+
+        y = LN1(x);  h = x_L + Attn(q = y_L; k, v = y_1..y_L);  out = h + FF(LN2(h))
+
+    the same function as layer(x)[:, -1] (the head reads nothing else), without the queries, the
+    output projection and the feed-forward of the L - 1 other positions: about 40% of a two-layer
+    model's work, in training and in scoring (speed only; tested equal to layer(x)[:, -1])."""
+    y = layer.norm1(x)
+    a = layer.self_attn(y[:, -1:], y, y, need_weights=False)[0][:, 0]
+    h = x[:, -1] + layer.dropout1(a)
+    return h + layer.dropout2(layer.linear2(layer.dropout(layer.activation(layer.linear1(layer.norm2(h))))))
 
 
 def session_rank_target(y: np.ndarray, sessions: np.ndarray) -> np.ndarray:
