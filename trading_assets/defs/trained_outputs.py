@@ -75,6 +75,10 @@ def score_window(wh: Warehouse, settings: Settings, sessions: list[date], tradab
     out = []
     latents = []
     back = max([lookback_sessions(a, v) for a, v in pairs] + [0]) if len(cols) > 2 else 0
+    # the sessions before a block are read for the sequence families only: their features alone (rank-gauss is
+    # per column and session, so these columns' values are the same as in a read of every column)
+    wanted = {f for a, v in pairs if lookback_sessions(a, v) > 0 for f in a.features(models)}
+    seq_cols = [c for c in cols if c in wanted]
     for lo, hi in session_blocks(sessions, max(1, len(tradable))):
         raw = wh.read_window("features", lo, hi, symbols=tradable, columns=["date", "symbol", *cols], order_by="date, symbol")
         if raw.height == 0:
@@ -86,11 +90,12 @@ def score_window(wh: Warehouse, settings: Settings, sessions: list[date], tradab
         if back > 0:  # the sessions a sequence family reads before the block (normalized per session, as x)
             first = calendar.lookback_start(lo, back)
             if first < lo:
-                prior = wh.read_window("features", first, lo - timedelta(days=1), symbols=tradable, columns=["date", "symbol", *cols],
+                prior = wh.read_window("features", first, lo - timedelta(days=1), symbols=tradable, columns=["date", "symbol", *seq_cols],
                                        order_by="date, symbol")  # fmt: skip
-                before = pl.concat([rank_gauss(prior, cols), x], how="vertical_relaxed") if prior.height else x
+                own = x.select("date", "symbol", *seq_cols)
+                before = pl.concat([rank_gauss(prior, seq_cols), own], how="vertical_relaxed") if prior.height else own
             else:
-                before = x
+                before = x.select("date", "symbol", *seq_cols)
         sched = schedule.filter((pl.col("date") >= lo) & (pl.col("date") <= hi))
         for agent, variant in pairs:
             s = sched.filter(pl.col("agent") == variant.name)
