@@ -15,6 +15,11 @@
     exit), median of --repeat runs, each step's median time (what each asset adds to the daily
     cycle); and `trading-cycle --test` the same way (in its own data folder). `--warehouse DIR`
     reuses a warehouse built before (DIR/data, DIR/dagster_home) instead of a fresh backfill.
+    The warehouse is a backfill with the DEFAULT settings: the learned families (LightGBM, ridge) and the
+    deep shadows (RankNet, Transformer) train during it and serve D; D is the session after the
+    warehouse's last one (2026-01-02 for the 5 years to 2025-12-31), which is not a model cadence session
+    (a cadence session retrains the models and recomputes the Meta-Brain's calibration factors: a
+    different figure, see docs/OPERATIONS.md). The printout says which model versions served D.
 (d) 2,000 symbols x N years through Dagster on PostgreSQL, with the run process's peak RSS and its
     memory timeline: VmRSS sampled every 0.25 s, cut by the run's step start/end times into each step's
     RSS at start -> peak -> end (which step holds the peak; what a step leaves to the next).
@@ -246,6 +251,26 @@ def _print_e(label: str, e: dict, target: float) -> None:
     print("    step medians (s): " + ", ".join(f"{k} {v:.2f}" for k, v in steps))
 
 
+def served_models(data_dir: Path, d: date) -> str:
+    """What the daily cycle at d scores: the model versions serving d (model_versions, written by that run)
+    by family and role, and whether d is a model cadence session (a retrain + the Meta-Brain's calibration)."""
+    import duckdb
+
+    from trading_assets.domain.models import training
+    from trading_assets.settings import ModelSettings
+
+    cadence = "a model cadence session (retrains, recalibrates)" if training.is_training_session(d, ModelSettings()) else "not a model cadence session"
+    try:
+        con = duckdb.connect(str(data_dir / "trading.duckdb"), read_only=True)
+        rows = con.execute("SELECT family, role, count(*) FROM model_versions WHERE date = ? AND model_version IS NOT NULL "
+                           "GROUP BY ALL ORDER BY ALL", [d]).fetchall()  # fmt: skip
+        con.close()
+    except duckdb.Error as exc:
+        return f"{d}: {cadence}; served models unknown ({exc})"
+    served = ", ".join(f"{f} {r} x{n}" for f, r, n in rows) or "none (no trained version serves it)"
+    return f"{d}: {cadence}; model versions served: {served}"
+
+
 # --- (b): the asset and check bodies without Dagster ------------------------------------------------
 class _Run:
     def __init__(self, start: date, end: date):
@@ -407,6 +432,7 @@ def main(argv: list[str] | None = None) -> int:
             extra = shlex.split(args.daily_args)
             results["e_daily"] = e = from_process_start(["--date", nxt.isoformat(), *extra], env, args.repeat)
             _print_e(f"trading-cycle --date {nxt} {' '.join(extra)} on the {args.years}-year warehouse, SQLite instance", e, 5.0)
+            print(f"    {served_models(Path(env['TRADING_DATA_DIR']), nxt)}")
         if "e" in only and not args.no_test:
             tenv = cli_env(root / "e_test", start, uni, None)
             tenv.pop("TRADING_UNIVERSE")
