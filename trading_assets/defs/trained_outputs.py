@@ -115,7 +115,12 @@ def score_window(wh: Warehouse, settings: Settings, sessions: list[date], tradab
                     first_needed = calendar.lookback_start(rows["date"].min(), need)
                     history = before.filter((pl.col("date") >= first_needed) & (pl.col("date") <= rows["date"].max()))
                     history = history.select("date", "symbol", *agent.features(models))
-                score, z = predict_family(agent, cache[version], rows, variant, models, history)
+                try:
+                    score, z = predict_family(agent, cache[version], rows, variant, models, history)
+                except ValueError as exc:  # e.g. a cut or damaged artifact whose sha256 was not recorded: name the file
+                    raise model_store.ModelArtifactError(
+                        f"model artifact {folder / path} ({variant.name} {version}) cannot be scored: {exc}"
+                    ) from exc
                 if z is not None:
                     latents.append(rows.select("date", "symbol").with_columns(
                         agent=pl.lit(variant.name), model_version=pl.lit(version),

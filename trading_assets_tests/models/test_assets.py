@@ -145,6 +145,7 @@ def test_range_run_retrains_inside_the_walk_like_daily_runs(warehouse, tmp_path)
 
     # a corrupt artifact: the run fails naming the file, before writing any output
     victim = runs.filter(pl.col("agent") == "gbm_ranker")["artifact_path"][-1]
+    original = (Path(wh.db_path).parent / victim).read_bytes()
     (Path(wh.db_path).parent / victim).write_bytes(b"garbage")
     before = wh.table_hash("model_outputs")
     bad = dg.materialize([sig_defs.agent_outputs], partition_key=str(WINDOW[1]), resources=_resources(wh), raise_on_error=False)
@@ -152,6 +153,16 @@ def test_range_run_retrains_inside_the_walk_like_daily_runs(warehouse, tmp_path)
     failure = [e for e in bad.all_events if e.event_type_value == "STEP_FAILURE"][0].event_specific_data.error
     text = failure.to_string() + (failure.cause.to_string() if failure.cause else "")
     assert victim in text and "corrupt" in text
+    assert wh.table_hash("model_outputs") == before
+    # a cut artifact whose sha256 was not recorded: still a failure naming the file, never a score from the trees left
+    (Path(wh.db_path).parent / victim).write_bytes(original[: len(original) // 2])
+    with wh.connect() as con:
+        con.execute("UPDATE model_training_runs SET artifact_sha256 = NULL WHERE artifact_path = ?", [victim])
+    cut_run = dg.materialize([sig_defs.agent_outputs], partition_key=str(WINDOW[1]), resources=_resources(wh), raise_on_error=False)
+    assert not cut_run.success
+    failure = [e for e in cut_run.all_events if e.event_type_value == "STEP_FAILURE"][0].event_specific_data.error
+    text = failure.to_string() + (failure.cause.to_string() if failure.cause else "")
+    assert victim in text and "cannot be scored" in text and "end of trees" in text, text[-2000:]
     assert wh.table_hash("model_outputs") == before
 
 

@@ -101,3 +101,25 @@ def test_a_daily_session_is_scored_without_importing_lightgbm(tmp_path):
     )
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
     assert p.returncode == 0, p.stderr[-3000:]
+
+
+def test_a_cut_or_damaged_model_text_is_an_error_never_a_silent_score():
+    x, y = _data(3000, 5, seed=11)
+    text = lgbm.fit(x, y, lgbm.full_params({**lgbm.BASE_PARAMS, "num_iterations": 30}, seed=1, num_threads=1), [f"f{i}" for i in range(5)]).decode()
+    probe = _data(50, 5, seed=12)[0]
+    trees = text.split("\nTree=")
+    cut = "\nTree=".join(trees[:21])  # cut after tree 19 of 30: no "end of trees"
+    with pytest.raises(lgbm_trees.Malformed, match="end of trees"):
+        lgbm_trees.parse(cut)
+    dropped = "\nTree=".join(trees[:21]) + "\nend of trees" + text.split("end of trees")[1]  # 20 trees, the header lists 30
+    with pytest.raises(lgbm_trees.Malformed, match="20 trees in the text, the header lists 30"):
+        lgbm_trees.parse(dropped)
+    damaged = text.replace("leaf_value=", "leaf_valu=", 1)
+    with pytest.raises(lgbm_trees.Malformed, match="tree 0: unreadable"):
+        lgbm_trees.parse(damaged)
+    short = text.replace("\nleft_child=", "\nleft_child=0 ", 1)  # one child too many
+    with pytest.raises(lgbm_trees.Malformed, match="disagree with num_leaves"):
+        lgbm_trees.parse(short)
+    for bad in (cut, dropped):  # lgbm.predict raises too (the numpy evaluator does not fall back to LightGBM for these)
+        with pytest.raises(ValueError):
+            lgbm.predict(bad.encode(), probe, 1)

@@ -43,7 +43,7 @@ def _params(variant: Variant, seed: int, threads: int):
 class RankNetAgent:
     incumbent = "gbm_ranker"  # the gradient-boosted ranker whose champion it must beat to reach the Meta-Brain
     name = "ranknet"
-    version = "1"
+    version = "2"  # 2: scored in numpy float64 from the trained weights (deep/forward.py), was torch float32
     kind = "deep"
     starts_as_shadow = True
 

@@ -117,7 +117,7 @@ def predict(artifact: bytes, x: np.ndarray, num_threads: int) -> np.ndarray:
     if x.shape[0] <= NUMPY_MAX_ROWS:
         try:
             forest = lgbm_trees.parse(text)
-        except ValueError:  # e.g. a categorical split: LightGBM's predictor
+        except lgbm_trees.Unsupported:  # e.g. a categorical split: LightGBM's predictor (Malformed is raised)
             forest = None
         if forest is not None:
             return lgbm_trees.predict(forest, x)

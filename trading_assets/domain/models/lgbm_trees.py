@@ -11,7 +11,10 @@ LightGBM's rules (src/io/tree.h, src/boosting/gbdt_prediction.cpp, src/c_api.cpp
 - the raw score is ((0 + leaf_1) + leaf_2) + ... over the trees in order (a double sum, tree by tree);
   regression (L2) and the ranking objectives output the raw score unchanged.
 Anything else (categorical splits, linear trees, several trees per iteration, an objective whose output
-is transformed, e.g. binary or sqrt regression) is refused with a ValueError: the caller uses LightGBM.
+is transformed, e.g. binary or sqrt regression) is refused with `Unsupported`: the caller uses LightGBM.
+A text that is not a whole model (truncated: no "end of trees", fewer trees than the header's tree_sizes,
+a tree whose arrays disagree with its num_leaves or whose children point outside it) is `Malformed`:
+an error, never a silent score from the trees that are left.
 
 Cost: one pass per tree level over the rows (fast for a daily session's few hundred rows, slower than
 LightGBM's C++ for a range's hundreds of thousands: models/lgbm.predict picks by row count; the two
@@ -27,6 +30,14 @@ import numpy as np
 ZERO_THRESHOLD = float(np.float32(1e-35))  # LightGBM's kZeroThreshold (a float constant)
 RAW_OBJECTIVES = ("regression", "regression_l2", "l2", "mean_squared_error", "mse", "lambdarank", "rank_xendcg", "xendcg",
                   "xe_ndcg", "xe_ndcg_mart", "xendcg_mart")  # fmt: skip
+
+
+class Unsupported(ValueError):
+    """A valid model this evaluator does not reproduce (LightGBM scores it)."""
+
+
+class Malformed(ValueError):
+    """Not a whole LightGBM model text."""
 
 
 @dataclass(frozen=True)
@@ -57,40 +68,56 @@ def _ints(text: str) -> np.ndarray:
 
 
 def parse(model_text: str) -> Forest:
-    """The model text's trees; ValueError for a model this evaluator does not reproduce exactly."""
+    """The model text's trees; Unsupported for a model this evaluator does not reproduce exactly, Malformed
+    for a text that is not a whole model."""
     header, _, rest = model_text.partition("\nTree=")
     head = dict(line.split("=", 1) for line in header.splitlines() if "=" in line)
     if head.get("num_tree_per_iteration", "1") != "1" or head.get("num_class", "1") != "1":
-        raise ValueError("several trees per iteration (multiclass): not reproduced")
+        raise Unsupported("several trees per iteration (multiclass): not reproduced")
     objective = head.get("objective", "").split()
     if not objective or objective[0] not in RAW_OBJECTIVES or any(o.startswith("sqrt") for o in objective[1:]):
-        raise ValueError(f"objective {head.get('objective')!r}: its output transform is not reproduced")
+        raise Unsupported(f"objective {head.get('objective')!r}: its output transform is not reproduced")
     if "average_output" in header.split():
-        raise ValueError("a random-forest model (average_output): not reproduced")
+        raise Unsupported("a random-forest model (average_output): not reproduced")
+    if "max_feature_idx" not in head or "\nend of trees" not in model_text:
+        raise Malformed("not a whole LightGBM model text (no max_feature_idx or no 'end of trees': truncated?)")
     n_features = int(head["max_feature_idx"]) + 1
     body = ("Tree=" + rest).split("end of trees")[0] if rest else ""
     num_leaves, node_off, leaf_off = [], [0], [0]
     cols: dict[str, list[np.ndarray]] = {k: [] for k in ("feature", "threshold", "decision", "left", "right", "leaf")}
-    for block in body.split("Tree=")[1:]:
-        kv = dict(line.split("=", 1) for line in block.splitlines()[1:] if "=" in line)
-        leaves = int(kv["num_leaves"])
-        if int(kv.get("num_cat", "0")) != 0:
-            raise ValueError("a categorical split: not reproduced")
-        if kv.get("is_linear", "0") != "0":
-            raise ValueError("a linear tree: not reproduced")
-        num_leaves.append(leaves)
-        cols["leaf"].append(_floats(kv["leaf_value"]))
-        if leaves > 1:
-            dt = _ints(kv["decision_type"])
-            if np.any(dt & 1):
-                raise ValueError("a categorical split: not reproduced")
-            cols["feature"].append(_ints(kv["split_feature"]))
-            cols["threshold"].append(_floats(kv["threshold"]))
-            cols["decision"].append(dt)
-            cols["left"].append(_ints(kv["left_child"]))
-            cols["right"].append(_ints(kv["right_child"]))
-        node_off.append(node_off[-1] + max(leaves - 1, 0))
-        leaf_off.append(leaf_off[-1] + leaves)
+    current = 0  # the tree being read (for the messages)
+    try:
+        for current, block in enumerate(body.split("Tree=")[1:]):
+            kv = dict(line.split("=", 1) for line in block.splitlines()[1:] if "=" in line)
+            leaves = int(kv["num_leaves"])
+            if int(kv.get("num_cat", "0")) != 0:
+                raise Unsupported("a categorical split: not reproduced")
+            if kv.get("is_linear", "0") != "0":
+                raise Unsupported("a linear tree: not reproduced")
+            num_leaves.append(leaves)
+            cols["leaf"].append(_floats(kv["leaf_value"]))
+            if leaves > 1:
+                dt = _ints(kv["decision_type"])
+                if np.any(dt & 1):
+                    raise Unsupported("a categorical split: not reproduced")
+                parts = (_ints(kv["split_feature"]), _floats(kv["threshold"]), dt, _ints(kv["left_child"]), _ints(kv["right_child"]))
+                kids = np.concatenate(parts[3:])
+                if (any(a.size != leaves - 1 for a in parts) or cols["leaf"][-1].size != leaves or np.any(kids >= leaves - 1)
+                        or np.any(~kids[kids < 0] >= leaves) or np.any((parts[0] < 0) | (parts[0] >= n_features))):  # fmt: skip
+                    raise Malformed(f"tree {current}: its arrays disagree with num_leaves={leaves}")
+                for name, arr in zip(("feature", "threshold", "decision", "left", "right"), parts):
+                    cols[name].append(arr)
+            elif cols["leaf"][-1].size != 1:
+                raise Malformed(f"tree {current}: its arrays disagree with num_leaves={leaves}")
+            node_off.append(node_off[-1] + max(leaves - 1, 0))
+            leaf_off.append(leaf_off[-1] + leaves)
+    except (Unsupported, Malformed):
+        raise
+    except (KeyError, ValueError, IndexError) as exc:  # a missing or unreadable line: a cut or damaged text
+        raise Malformed(f"tree {current}: unreadable ({type(exc).__name__}: {exc})") from exc
+    sizes = head.get("tree_sizes", "").split()
+    if sizes and len(sizes) != len(num_leaves):
+        raise Malformed(f"{len(num_leaves)} trees in the text, the header lists {len(sizes)} (truncated?)")
 
     def cat(name: str, dtype) -> np.ndarray:
         return np.concatenate(cols[name]).astype(dtype) if cols[name] else np.zeros(0, dtype=dtype)
@@ -117,7 +144,11 @@ def predict(forest: Forest, x: np.ndarray) -> np.ndarray:
     row = np.repeat(np.arange(n), split.size)
     tree = np.tile(split, n)
     node = forest.node_offset[tree]  # global index of the current internal node
+    steps = 0
     while row.size:
+        steps += 1
+        if steps > int(forest.num_leaves.max()):  # a valid tree is at most num_leaves - 1 splits deep
+            raise Malformed("a tree whose children form a cycle")
         v = x[row, forest.feature[node]]
         miss = forest.missing[node]
         nan = np.isnan(v)
