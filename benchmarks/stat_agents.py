@@ -138,6 +138,10 @@ def main() -> None:
     s = dataclasses.replace(AgentSettings(), **json.loads(args.settings))
     history = synthetic_history() if args.synthetic or not REAL.exists() else real_history()
     src = "synthetic GARCH-t market" if args.synthetic or not REAL.exists() else f"real S&P 500 folder ({REAL.name})"
+    import trading_assets
+
+    # a script's own folder, not the checkout, is first on sys.path: the editable install's code may be another checkout's
+    print(f"code: {Path(trading_assets.__file__).parent} (set PYTHONPATH=<checkout> to measure a worktree)")
     print(f"data: {src}: {history['symbol'].n_unique()} symbols x {history['date'].n_unique()} sessions")
     print(f"cadences: garch {s.garch_cadence}, hmm {s.hmm_cadence}, evt {s.evt_cadence} sessions; windows "
           f"{s.garch_window}/{s.hmm_window}/{s.evt_window}; staggered: garch {s.garch_stagger}, evt {s.evt_stagger}")

@@ -112,7 +112,7 @@ def linear_recursion(u: np.ndarray, c: np.ndarray, y0: np.ndarray) -> np.ndarray
     c: (T, B); y0: (B,) or (K, B) -> (T + 1, B) or (K, T + 1, B). Two exact evaluations of the same arithmetic,
     chosen by the batch width (neither changes a bit: each step is one product and one sum, in IEEE double):
     - wide batches (B > _SERIAL_MAX): a numpy loop over time, two in-place operations a session over the batch;
-    - narrow ones (a daily run's few refits, a lockstep batch's last stragglers): series by series in a plain
+    - narrow ones (a daily run's few refits, a stream's last series): series by series in a plain
       Python loop over floats (numpy's per-call overhead, ~1 us an operation, would cost more than the work).
     A series' path therefore has the same bits whatever batch it is computed in (tested)."""
     many = u.ndim == 3

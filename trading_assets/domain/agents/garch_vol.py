@@ -5,7 +5,7 @@ on the percent log returns (features' logret_1, point-in-time adjusted) of the `
 ending at the grid session r. Staggered (garch_stagger, the default): each symbol has its own phase of
 the grid, phase = int(sha256(symbol)[:8 hex]) mod garch_cadence (history.phase), so r =
 cadence_session(t, cadence, phase) and a session refits ~1/cadence of the universe; a range run fits all
-its (r, symbol) pairs in the same lockstep batches (the backfill's work is the unstaggered one's).
+its (r, symbol) pairs in the same fit_batch streams (the backfill's work is the unstaggered one's).
 Between refits nothing is refitted: for a session t served by the fit at r, the variance recursion runs
 with r's parameters from the first session of r's window through t:
     s_{t+1} = omega + alpha * e_t^2 + beta * s_t,   e_t = 100 * (logret_1_t - mean of r's window)
@@ -66,7 +66,7 @@ class GarchVolAgent(hist.GridFitted):
     def fit(self, history: pl.DataFrame, fit_dates: Sequence[date], settings: AgentSettings,
             benchmark: str | None = None, symbols: Mapping[date, Sequence[str]] | None = None) -> pl.DataFrame:
         """AGENT_FIT_SCHEMA rows for every (fit date, symbol with a return in the window), or with `symbols`
-        only the (fit date, symbol) pairs it lists: every pair of the call in the same lockstep batches
+        only the (fit date, symbol) pairs it lists: every pair of the call in the same fit_batch streams
         (a staggered range's ~1/cadence of the symbols per date are fitted together, not date by date)."""
         version = self.fit_version(settings)
         dates = sorted(set(fit_dates))
