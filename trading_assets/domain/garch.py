@@ -374,7 +374,10 @@ def fit_batch(returns: np.ndarray, min_obs: int = 250, max_iter: int = 200, tol:
             pj = np.flatnonzero(pending)
             cand = tha[:, pj] + lam[pj] * step[:, pj]
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                cl = _loglik(e2a[:, pj], ma[:, pj], cand, bca[pj])
+                if pj.size == act.size:  # every column: no copy of the block
+                    cl = _loglik(e2a, ma, cand, bca)
+                else:
+                    cl = _loglik(e2a[:, pj], ma[:, pj], cand, bca[pj])
             ok = np.isfinite(cl) & (cl >= lla[pj])
             hit = pj[ok]
             new_ll[hit] = cl[ok]
