@@ -191,7 +191,7 @@ class AgentSettings:
     # cadence), so every session refits ~1/cadence of the universe instead of all of it one day in cadence.
     # GARCH(1,1)-t volatility (domain/garch.py, agents/garch_vol.py): the IC of its vol-timing signal
     # tanh((1 - sigma_t / sigma_long) / garch_ratio_scale), its base confidence, the fewest returns a fit needs.
-    garch_cadence: int = 63  # quarterly: the speed budget (benchmarks/stat_agents.py) and parameter stability (stat_cadence.py)
+    garch_cadence: int = 21  # monthly (the default): within the 30-s backfill budget since the Newton fit (benchmarks/stat_agents.py)
     garch_window: int = 756
     garch_stagger: bool = True  # each symbol refits on its own phase of the grid (history.phase): ~1/cadence a session
     garch_min_obs: int = 250

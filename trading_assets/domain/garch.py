@@ -33,6 +33,12 @@ so every iterate is stationary with omega > 0 and nu > NU_MIN.
   in u, where no Newton point exists); or when no step down to 1e-9 of the full one raises it (a maximum to
   rounding). A series still moving after `max_iter` iterations, or with too few returns, is reported as not
   converged (the caller falls back).
+- Where it differs from arch's fit (measured at the agent's settings): the remaining gap "~tol x n" holds where the
+  log-likelihood is locally quadratic; on the flat ridge alpha ~ 0 (beta then barely moves the variance path) the
+  decrement can be tiny with beta far from the ridge's best (e.g. 0.61 vs 0.95, 0.01-0.03 log-likelihood units
+  below); a near-integrated series stops at P_MAX = 0.9999 where arch reaches alpha + beta = 1 (1e-3 - 7e-3 below);
+  and a series can reach another local maximum than arch's SLSQP from the same grid start (3 of 300 real windows
+  by more than 0.05; the former BHHH fit did so more often).
 - Scheduling (fit_batch): the series stream through a block of _WIDTH columns; a series leaves when done and the
   next one takes its column, so no block waits on its slowest series.
 The recursions (variance and its derivatives) are linear_recursion's y_{t+1} = u_t + c_t y_t: a numpy step over

@@ -19,7 +19,9 @@ took ~1.3 s of a refit day).
 Forward-backward without a loop over time: alpha_t = (pi o b_0)' M_1 ... M_t and beta_t = M_{t+1} ... M_{T-1} 1
 with M_t = A diag(b_t), so both are prefix / suffix products of K x K matrices, computed by doubling
 (log2 T rounds of batched 3 x 3 products, each product rescaled by its largest entry and the log of the
-scale carried). b_t is evaluated as exp(log b_t - max_k log b_t) (the max added back to log L).
+scale carried). b_t is evaluated as exp(log b_t - max_k log b_t) (the max added back to log L). When a row of a
+product falls out of one scale's range (its entries ~e^-750 below the product's largest: a start and an absorbing
+state the data make unlikely), the result is not finite and the sequential recursions in logs take over.
 
 Initial parameters (init_params; deterministic, documented, no scikit-learn): for seed s,
     means: s = 0 -> the means of the K equal-count groups of sessions sorted by `order_column` (the calm ... the
@@ -84,8 +86,46 @@ def _scan(m: np.ndarray, reverse: bool) -> tuple[np.ndarray, np.ndarray]:
     return p, logs
 
 
+def _forward_backward_log(logb: np.ndarray, startprob: np.ndarray, transmat: np.ndarray):
+    """The same quantities by the sequential recursions in logs (a loop over time):
+        la_0 = log pi + log b_0,   la_t = logsumexp_i(la_{t-1}(i) + log A_i.) + log b_t,
+        lb_{T-1} = 0,              lb_t = logsumexp_j(log A_.j + log b_{t+1}(j) + lb_{t+1}(j)),
+        log L = logsumexp(la_{T-1}),  gamma_t = exp(la_t + lb_t - log L),
+        xi_t(i, j) = exp(la_{t-1}(i) + log A_ij + log b_t(j) + lb_t(j) - log L).
+    The fallback where one scale per doubling product cannot hold a row's range (a path the data make ~e^-750 less
+    likely than another's, e.g. a start and an absorbing state on it)."""
+    from scipy.special import logsumexp
+
+    t_len, k = logb.shape
+    with np.errstate(divide="ignore"):
+        l_a, l_pi = np.log(transmat), np.log(startprob)
+    la = np.empty((t_len, k))
+    lb = np.zeros((t_len, k))
+    la[0] = l_pi + logb[0]
+    for t in range(1, t_len):
+        la[t] = logsumexp(la[t - 1][:, None] + l_a, axis=0) + logb[t]
+    for t in range(t_len - 2, -1, -1):
+        lb[t] = logsumexp(l_a + (logb[t + 1] + lb[t + 1])[None, :], axis=1)
+    log_l = float(logsumexp(la[-1]))
+    gamma = np.exp(la + lb - log_l)
+    gamma /= gamma.sum(axis=1, keepdims=True)
+    xi = np.exp(la[:-1, :, None] + l_a[None] + (logb[1:] + lb[1:])[:, None, :] - log_l)
+    xi /= xi.sum(axis=(1, 2), keepdims=True)
+    return log_l, gamma, xi.sum(axis=0)
+
+
 def forward_backward(logb: np.ndarray, startprob: np.ndarray, transmat: np.ndarray):
-    """(log L, gamma (T, K), sum_t xi_t (K, K)) for the log emissions logb (T, K) (module docstring)."""
+    """(log L, gamma (T, K), sum_t xi_t (K, K)) for the log emissions logb (T, K) (module docstring); the doubling
+    scan, or the sequential recursions in logs (_forward_backward_log) when a scan's row fell below the scale's range."""
+    with np.errstate(divide="ignore", invalid="ignore", under="ignore"):
+        out = _forward_backward_scan(logb, startprob, transmat)
+    if np.isfinite(out[0]) and np.isfinite(out[1]).all() and np.isfinite(out[2]).all():
+        return out
+    with np.errstate(under="ignore"):
+        return _forward_backward_log(logb, startprob, transmat)
+
+
+def _forward_backward_scan(logb: np.ndarray, startprob: np.ndarray, transmat: np.ndarray):
     t_len, k = logb.shape
     mx = logb.max(axis=1)
     b = np.exp(logb - mx[:, None])

@@ -173,3 +173,34 @@ def test_the_daily_path_imports_neither_hmmlearn_nor_sklearn():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_forward_backward_holds_paths_far_below_the_likeliest():
+    """A start in state 0 that is absorbing while the data sit at state 1's mean: the only path is ~e^-3 a session
+    less likely than state 1's, beyond one scale per doubling product; the log-likelihood is still the logsumexp
+    forward recursion's and the posteriors finite (the sequential recursions take over)."""
+    from scipy.special import logsumexp
+
+    from trading_assets.domain import gaussian_hmm
+
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((400, 1)) * 0.3 + 2.0
+    logb = gaussian_hmm.log_emission(z, np.array([[0.0], [2.0]]), np.array([[1.0], [0.1]]))
+    for pi, a in ((np.array([1.0, 0.0]), np.array([[1.0, 0.0], [0.01, 0.99]])),
+                  (np.array([1.0, 0.0]), np.array([[0.999, 0.001], [0.01, 0.99]]))):
+        with np.errstate(divide="ignore"):
+            la, l_a = np.log(pi) + logb[0], np.log(a)
+        for t in range(1, len(logb)):
+            la = logsumexp(la[:, None] + l_a, axis=0) + logb[t]
+        ll, gamma, xi = gaussian_hmm.forward_backward(logb, pi, a)
+        assert ll == pytest.approx(logsumexp(la), rel=1e-12)
+        assert np.isfinite(gamma).all() and np.isfinite(xi).all()
+        np.testing.assert_allclose(gamma.sum(axis=1), 1.0)
+    # where both hold, the fallback's recursions in logs are the doubling scan's figures
+    x, _ = _two_regimes(300, 23)
+    p = hmm.fit(x, n_states=3, n_seeds=1)
+    zz = (x - np.array(p["center"])) / np.array(p["scale"])
+    lb = gaussian_hmm.log_emission(zz, np.array(p["means"]), np.array(p["vars"]))
+    args = (lb, np.array(p["startprob"]), np.array(p["transmat"]))
+    for got, want in zip(gaussian_hmm._forward_backward_log(*args), gaussian_hmm._forward_backward_scan(*args)):
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
