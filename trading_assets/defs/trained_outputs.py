@@ -59,6 +59,13 @@ def serving_schedule(runs: pl.DataFrame, sessions: Sequence[date], agents: Seque
     return grid.join_asof(r, left_on="date", right_on="train_date", by="agent", strategy="backward", check_sortedness=False)
 
 
+def latent_lists(z: np.ndarray) -> pl.Series:
+    """(n, k) latents -> a List(Float64) Series, null where a row is not all finite (no Python loop over rows)."""
+    ok = np.isfinite(z).all(axis=1)
+    lists = pl.Series("z", np.ascontiguousarray(z, dtype=np.float64)).cast(pl.List(pl.Float64))
+    return pl.select(z=pl.when(pl.Series(ok)).then(lists)).to_series()
+
+
 def score_window(wh: Warehouse, settings: Settings, sessions: list[date], tradable: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Pass 1: one row per (session, tradable symbol with features, variant) (SCORE_SCHEMA), and the
     latents z_t of the families that produce them (LATENT_SCHEMA: the encoder serving t)."""
@@ -123,8 +130,7 @@ def score_window(wh: Warehouse, settings: Settings, sessions: list[date], tradab
                     ) from exc
                 if z is not None:
                     latents.append(rows.select("date", "symbol").with_columns(
-                        agent=pl.lit(variant.name), model_version=pl.lit(version),
-                        z=pl.Series([None if not np.isfinite(r).all() else r.tolist() for r in z], dtype=pl.List(pl.Float64)),
+                        agent=pl.lit(variant.name), model_version=pl.lit(version), z=latent_lists(z),
                     ))  # fmt: skip
                 parts.append(finite_scores(g.join(rows.select("date", "symbol").with_columns(score=pl.Series(score, dtype=pl.Float64)),
                                                   on=["date", "symbol"])))  # fmt: skip

@@ -160,7 +160,9 @@ def test_the_last_position_forward_is_the_encoders_last_position():
     torch.manual_seed(3)
     model = SequenceTransformer(5, p)
     z = torch.randn(64, 12, 5)
-    for train in (False, True):  # eval: the fused fast path in the first layers; train: the plain one
+    # eval: the fused fast path in the first layers; train: the plain one, without dropout (with dropout the last
+    # layer draws masks for one position: another random stream, other weights; the family's version says so)
+    for train in (False, True):
         model.train(train)
         with torch.set_grad_enabled(train):
             full = model.head(model.encoder(model.embed(z) + model.position)[:, -1]).squeeze(-1)

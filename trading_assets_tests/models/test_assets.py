@@ -9,6 +9,7 @@ from datetime import date
 from pathlib import Path
 
 import dagster as dg
+import numpy as np
 import polars as pl
 import pytest
 
@@ -25,7 +26,9 @@ WINDOW = (date(2024, 10, 1), date(2025, 1, 31))
 ASSETS = [model_defs.model_training, sig_defs.agent_outputs]
 
 
-MODELS = {"min_train_sessions": 120, "max_train_rows": 3_000, "mlflow": False, "ic_min_sessions": 10, "promotion_min_sessions": 20}
+# shadow_cadence_multiple 2: the 4-month window holds two trainings of a challenger (the default, 6, would hold at most one)
+MODELS = {"min_train_sessions": 120, "max_train_rows": 3_000, "mlflow": False, "ic_min_sessions": 10, "promotion_min_sessions": 20,
+          "shadow_cadence_multiple": 2}
 
 
 def _settings(mlflow: bool = False):
@@ -270,3 +273,12 @@ def test_mlflow_registry_records_runs_versions_and_aliases(warehouse, monkeypatc
     assert champ.tags["model_version"] == last
     chal = client.get_model_version_by_alias("gbm_cross_section", "challenger")
     assert chal.tags["agent"] == "gbm_cross_section.sliding3y"
+
+
+def test_latent_lists_are_the_rows_with_non_finite_rows_null():
+    from trading_assets.defs.trained_outputs import latent_lists
+
+    z = np.array([[0.5, -1.25, 3.0], [np.nan, 1.0, 2.0], [1.0, np.inf, 0.0], [1e-300, -0.0, 7.0]])
+    got = latent_lists(z)
+    assert got.dtype == pl.List(pl.Float64) and got.to_list() == [[0.5, -1.25, 3.0], None, None, [1e-300, -0.0, 7.0]]
+    assert latent_lists(np.zeros((0, 3))).len() == 0

@@ -59,7 +59,8 @@ def test_a_disabled_agent_or_family_does_not_run_or_train(warehouse):
     fill(wh, n_symbols=8)
     m = ModelSettings(**MODELS)
     days = training.training_sessions(date(2024, 10, 1), date(2025, 1, 31), m)
-    window = (calendar.previous_session(days[0]), days[0])  # one training session and the session before it
+    t0 = next(t for t in days if training.is_training_session(t, m, m.shadow_cadence_multiple))  # the challengers train too
+    window = (calendar.previous_session(t0), t0)  # one training session and the session before it
     assets = [model_defs.model_training, sig_defs.agent_outputs]
     r = dg.materialize(assets, tags=_range(*window), resources=_resources(wh, OFF))
     assert r.success

@@ -107,7 +107,10 @@ def last_position(layer: nn.TransformerEncoderLayer, x: torch.Tensor) -> torch.T
 
     the same function as layer(x)[:, -1] (the head reads nothing else), without the queries, the
     output projection and the feed-forward of the L - 1 other positions: about 40% of a two-layer
-    model's work, in training and in scoring (speed only; tested equal to layer(x)[:, -1])."""
+    model's training work (speed only; tested equal to layer(x)[:, -1] in eval mode and in train mode
+    without dropout). With dropout in training the masks are drawn for the last position only, so the
+    random stream and the trained weights differ from the full layer's: a training change, named by the
+    transformer family's version 2 (agents/transformer.py)."""
     y = layer.norm1(x)
     a = layer.self_attn(y[:, -1:], y, y, need_weights=False)[0][:, 0]
     h = x[:, -1] + layer.dropout1(a)
