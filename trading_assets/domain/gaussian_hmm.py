@@ -62,26 +62,18 @@ def log_emission(z: np.ndarray, means: np.ndarray, var: np.ndarray) -> np.ndarra
     return -0.5 * (np.log(2.0 * math.pi * var).sum(axis=1)[None, :] + (d * d / var[None]).sum(axis=2))
 
 
-def _scan(m: np.ndarray, reverse: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Inclusive products of a (N, K, K) sequence by doubling: P_i = m_0 ... m_i (reverse: m_i ... m_{N-1}),
-    returned as (P / s_i, log s_i) with each P rescaled by its largest entry."""
+def _scan(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Inclusive products along axis 1 of a (S, N, K, K) stack of sequences by doubling: P_i = m_0 ... m_i, returned
+    as (P / s_i, log s_i) with each P rescaled by its largest entry."""
     p = m.copy()
-    logs = np.zeros(len(m))
-    n = len(m)
+    s_len, n = m.shape[:2]
+    logs = np.zeros((s_len, n))
     d = 1
     while d < n:
-        if reverse:
-            prod = p[:-d] @ p[d:]          # P_i <- m_i..m_{i+d-1} @ (m_{i+d}..): the later block on the right
-            ls = logs[:-d] + logs[d:]
-            sc = prod.max(axis=(1, 2))
-            p[:-d] = prod / sc[:, None, None]
-            logs[:-d] = ls + np.log(sc)
-        else:
-            prod = p[:-d] @ p[d:]          # P_i <- (..m_{i-d}) @ m_{i-d+1}..m_i: the earlier block on the left
-            ls = logs[:-d] + logs[d:]
-            sc = prod.max(axis=(1, 2))
-            p[d:] = prod / sc[:, None, None]
-            logs[d:] = ls + np.log(sc)
+        prod = p[:, :-d] @ p[:, d:]  # P_i <- (..m_{i-d}) @ (m_{i-d+1}..m_i): the earlier block on the left
+        sc = prod.reshape(s_len, n - d, -1).max(axis=2)
+        logs[:, d:] = logs[:, :-d] + logs[:, d:] + np.log(sc)
+        p[:, d:] = prod / sc[:, :, None, None]
         d *= 2
     return p, logs
 
@@ -134,8 +126,10 @@ def _forward_backward_scan(logb: np.ndarray, startprob: np.ndarray, transmat: np
         total = a0.sum()
         return float(np.log(total) + mx.sum()), (a0 / total)[None], np.zeros((k, k))
     m = transmat[None] * b[1:, None, :]  # M_t = A diag(b_t), t = 1..T-1
-    pf, lf = _scan(m, reverse=False)     # M_1..M_t
-    pb, lb = _scan(m, reverse=True)      # M_t..M_{T-1}
+    # one doubling scan for both: M_1..M_t, and (M_t..M_{T-1})' = M_{T-1}'..M_t' as the prefix of the reversed transposes
+    p, logs = _scan(np.stack([m, m[::-1].transpose(0, 2, 1)]))
+    pf, lf = p[0], logs[0]
+    pb = p[1][::-1].transpose(0, 2, 1)   # M_t..M_{T-1} (rescaled)
     alpha = np.empty((t_len, k))
     alpha[0] = a0
     alpha[1:] = a0 @ pf                  # (pi o b_0)' M_1..M_t, up to exp(lf)
@@ -145,12 +139,8 @@ def _forward_backward_scan(logb: np.ndarray, startprob: np.ndarray, transmat: np
     alpha /= s[:, None]
     la += np.log(s)                      # log P(z_0..z_t) - sum of the max terms
     beta = np.ones((t_len, k))
-    beta[:-1] = pb @ np.ones(k)          # beta_t = M_{t+1}..M_{T-1} 1, up to exp(lb[t])
-    lbeta = np.zeros(t_len)
-    lbeta[:-1] = lb
-    sb = beta.max(axis=1)
-    beta /= sb[:, None]
-    lbeta += np.log(sb)
+    beta[:-1] = pb.sum(axis=2)           # beta_t = M_{t+1}..M_{T-1} 1, up to a constant (gamma, xi are normalized per t)
+    beta /= beta.max(axis=1)[:, None]
     log_l = la[-1]                       # log of sum_k alpha_{T-1}(k) (beta_{T-1} = 1), without the max terms
     gamma = alpha * beta
     gamma /= gamma.sum(axis=1, keepdims=True)
