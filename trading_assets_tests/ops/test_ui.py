@@ -266,3 +266,78 @@ def test_the_daily_run_is_drawn_after_it_by_the_sensor(dagster_dev):
     _assert_drawn_after(dagster_dev, cli_run, nxt)
     if os.path.exists(CHROMIUM):  # and its pictures render in the UI (the browser test's way)
         _assert_plots_render(dagster_dev, ["evaluation_plots"])
+
+
+# A training schedule short enough for the ops history (a few weeks of 3 symbols): every session retrains, 5 label
+# sessions suffice; the deep families stay out (their sequences need 28 sessions of history).
+TRAINING_OVERRIDES = {"models": {"cadence": 1, "min_train_sessions": 5}, "agents": {"disabled": ["ranknet", "transformer"]}}
+LATEST_METADATA = """query($k: AssetKeyInput!) { assetNodeOrError(assetKey: $k) { ... on AssetNode {
+  assetMaterializations(limit: 1) { partition runId metadataEntries { label
+    ... on JsonMetadataEntry { jsonString } ... on IntMetadataEntry { intValue } ... on TextMetadataEntry { text } } } } } }"""
+
+
+def _latest_metadata(dev, asset: str) -> tuple[str, dict]:
+    import json
+
+    [m] = dev.graphql(LATEST_METADATA, {"k": {"path": [asset]}})["assetNodeOrError"]["assetMaterializations"]
+    values = {}
+    for e in m["metadataEntries"]:
+        values[e["label"]] = json.loads(e["jsonString"]) if "jsonString" in e else e.get("intValue", e.get("text"))
+    return m["partition"], values
+
+
+def test_training_runs_versions_and_promotions_show_as_metadata(dagster_dev):
+    """Issue #12: the UI shows training runs, model versions and promotions as metadata. model_training and
+    agent_outputs launched from the webserver (Materialize selected, one session) -> the asset pages' latest
+    materialization (what its Events tab renders, read through the same GraphQL): each trained model's version,
+    window, MLflow run id; the version and role that served the session; the promotion decision; the aliases.
+    Last in the file: it retrains the instance's models under a short schedule."""
+    from trading_assets_tests.ops.conftest import SYMBOLS
+    from trading_assets_tests.ops.test_queue import LAUNCH, location, wait_done
+
+    ensure_book_through(dagster_dev, RANGE[1])
+    day = max(_materialized(dagster_dev, "portfolio"))  # features and labels exist through it
+    loc, repo = location(dagster_dev)
+    params = {
+        "selector": {"repositoryLocationName": loc, "repositoryName": repo, "jobName": "__ASSET_JOB",
+                     "assetSelection": [{"path": ["model_training"]}, {"path": ["agent_outputs"]}]},
+        "runConfigData": {"resources": {"pipeline": {"config": {"symbols": SYMBOLS, "settings_overrides": TRAINING_OVERRIDES}}}},
+        "executionMetadata": {"tags": [{"key": "dagster/partition", "value": day}]},
+    }  # fmt: skip
+    out = dagster_dev.graphql(LAUNCH, {"p": params})["launchRun"]
+    assert out["__typename"] == "LaunchRunSuccess", out
+    run_id = out["run"]["runId"]
+    states, _ = wait_done(dagster_dev, [run_id])
+    assert states[run_id]["status"] == "SUCCESS", dagster_dev.tail()
+
+    partition, training = _latest_metadata(dagster_dev, "model_training")
+    assert partition == day and training["trained"] >= 3
+    runs = training["last_training"]  # one entry per trained model: status, version, label window, rows, ICs, MLflow run
+    for family in ("gbm_cross_section", "gbm_ranker", "trained_momentum"):
+        r = runs[family]
+        assert r["status"] == "TRAINED" and len(r["version"]) == 16 and r["mlflow_run_id"], r
+        assert r["window"].endswith(calendar.lookback_start(date.fromisoformat(day), 2).isoformat())  # the purge
+    partition, served = _latest_metadata(dagster_dev, "agent_outputs")
+    assert partition == day
+    versions = served["trained_models_last_session"]  # which version served the session, in which role
+    assert versions["gbm_cross_section"] == {"role": "champion", "version": runs["gbm_cross_section"]["version"], "trained": day}
+    decisions = {p["family"]: p for p in served["promotions"] if p["date"] == day}  # the session's promotion decisions
+    assert set(decisions) == {"gbm_cross_section", "gbm_ranker", "trained_momentum"}
+    # no paired out-of-sample history yet: each family's first variant stays champion ("initial" on a fresh instance)
+    assert all(p["action"] in ("initial", "keep") and p["champion"] == f for f, p in decisions.items()), decisions
+    assert set(served["mlflow_aliases"]["gbm_cross_section"]) >= {"champion"}  # the registry's alias moved with it
+
+    if not os.path.exists(CHROMIUM):
+        return
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as pw:  # and the asset page lists those entries
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1600, "height": 1100})
+            for asset, labels in (("model_training", ["last_training", "training_sessions"]),
+                                  ("agent_outputs", ["trained_models_last_session", "promotions", "mlflow_aliases"])):
+                page.goto(f"{dagster_dev.url}/assets/{asset}?view=events", wait_until="domcontentloaded")
+                for label in labels:
+                    page.get_by_text(label, exact=True).first.wait_for(state="visible", timeout=60000)
+        finally:
+            browser.close()
