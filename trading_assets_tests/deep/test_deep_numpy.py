@@ -33,6 +33,14 @@ from trading_assets.domain.deep.windows import window_ends  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TOL = 1e-5
+NO_TORCH = (  # a fresh interpreter's preamble: importing torch fails as if the [deep] extra were not installed
+    "import importlib.abc, sys\n"
+    "class NoTorch(importlib.abc.MetaPathFinder):\n"
+    "    def find_spec(self, name, path=None, target=None):\n"
+    "        if name == 'torch' or name.startswith('torch.'):\n"
+    "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+    "sys.meta_path.insert(0, NoTorch())\n"
+)
 
 
 def _close(got: np.ndarray, ref: np.ndarray) -> float:
@@ -144,9 +152,10 @@ def _torch_predict_with_history(artifact: bytes, x, history):
     return score
 
 
-def test_the_transformer_family_scores_as_in_torch_through_the_agent():
+def test_the_transformer_family_scores_as_in_torch_through_the_agent(tmp_path):
     """The agent's predict_with_history (numpy) against the same steps in torch, on an artifact of the family
-    (the autoencoder and the Transformer trained together by train_variant, as the scaffold does)."""
+    (the autoencoder and the Transformer trained together by train_variant, as the scaffold does); and the
+    same call in an interpreter where torch cannot be imported gives the same bits."""
     import dataclasses
     from datetime import date
 
@@ -176,6 +185,23 @@ def test_the_transformer_family_scores_as_in_torch_through_the_agent():
     assert np.isfinite(ref).sum() == rows.height and np.array_equal(np.isfinite(score), np.isfinite(ref))
     _close(score, ref)
     assert z.shape == (rows.height, 4) and np.isfinite(z).all()
+    (tmp_path / "tf.model").write_bytes(r.artifact)
+    rows.write_parquet(tmp_path / "rows.parquet")
+    hist.write_parquet(tmp_path / "hist.parquet")
+    np.save(tmp_path / "score.npy", score)
+    code = (
+        NO_TORCH + "import dataclasses\nimport numpy as np, polars as pl\n"
+        "from trading_assets.domain.agents.transformer import TransformerAgent\n"
+        "from trading_assets.settings import ModelSettings\n"
+        "agent = TransformerAgent()\n"
+        f"variant = dataclasses.replace(agent.variants(ModelSettings())[0], params={small!r}, window_years=None)\n"
+        f"score, _ = agent.predict_with_history(open({str(tmp_path / 'tf.model')!r}, 'rb').read(), pl.read_parquet({str(tmp_path / 'rows.parquet')!r}), "
+        f"pl.read_parquet({str(tmp_path / 'hist.parquet')!r}), variant, ModelSettings(min_train_sessions=100, max_train_rows=1500))\n"
+        f"assert np.array_equal(score, np.load({str(tmp_path / 'score.npy')!r}))\n"
+        "assert 'torch' not in sys.modules\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert p.returncode == 0, p.stderr[-3000:]
 
 
 def test_a_tampered_or_foreign_artifact_is_refused(ranknet_blob, tmp_path):
@@ -214,13 +240,7 @@ def test_scoring_needs_no_torch(ranknet_blob, tmp_path):
     np.save(tmp_path / "x.npy", x)
     np.save(tmp_path / "ref.npy", forward.ranknet_scores(load_state(ranknet_blob), x))
     code = (
-        "import importlib.abc, sys\n"
-        "import numpy as np\n"
-        "class NoTorch(importlib.abc.MetaPathFinder):\n"
-        "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name == 'torch' or name.startswith('torch.'):\n"
-        "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
-        "sys.meta_path.insert(0, NoTorch())\n"
+        NO_TORCH + "import numpy as np\n"
         "from trading_assets.domain.deep.forward import ranknet_scores\n"
         "from trading_assets.domain.deep.torch_state import load_state\n"
         f"s = ranknet_scores(load_state(open({str(art)!r}, 'rb').read()), np.load({str(tmp_path / 'x.npy')!r}))\n"
