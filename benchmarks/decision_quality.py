@@ -51,15 +51,17 @@ def run_graph(workdir: Path, args) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TRADING_", "DAGSTER_"))}
     env.update({"TRADING_DATA_DIR": str(data), "DAGSTER_HOME": str(home), "TRADING_HISTORY_START": args.start,
                 "PYTHONPATH": str(ROOT)})
-    cmd = [sys.executable, "-m", "trading_assets.cli", "--source", "local", "--universe", str(args.universe),
+    cmd = [sys.executable, "-m", "trading_assets.cli", "--source", "local", "--universe", str(Path(args.universe).resolve()),
            "--start", args.start, "--end", args.end]
     for p in args.data_dir or DEFAULT_DATA:
-        cmd += ["--data-dir", str(p)]
+        cmd += ["--data-dir", str(Path(p).resolve())]
     if args.settings:
         cmd += ["--settings", args.settings]
     print("running:", " ".join(cmd), file=sys.stderr)
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    # in the run's own data folder: `python -m` puts the working directory first on sys.path, so a stray module
+    # in the caller's directory (a scratch attr.py ...) would shadow a package of the run
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=data)
     wall = time.perf_counter() - t0
     (workdir / "run.log").write_text(proc.stderr)
     if proc.returncode != 0:
@@ -159,8 +161,9 @@ def main() -> None:
         run_file = args.reuse / "run.json"
         print_tables(args.reuse, json.loads(run_file.read_text()) if run_file.exists() else None)
         return
-    run = run_graph(args.workdir, args)
-    print_tables(args.workdir, run)
+    workdir = args.workdir.resolve()  # Dagster wants an absolute DAGSTER_HOME
+    run = run_graph(workdir, args)
+    print_tables(workdir, run)
 
 
 if __name__ == "__main__":
