@@ -10,8 +10,10 @@ each training session of the window trains in order exactly as the daily schedul
 rows a model trained at t sees are fixed by t alone), so a backfill is an honest walk-forward record.
 The validation IC of a training is the previous version's out-of-sample rank IC over the last sessions
 it served, at most `cadence` of them (from max(previous training, t - cadence sessions) to t - 1), whose
-labels are known at t. A champion retrains every cadence, so that is every session it served; a variant
-that retrains every few cadences (challengers, deep families) is scored again on its last cadence only:
+labels are known at t. A family's first variant (the default champion) retrains every cadence, so that is
+every session it served; a variant that retrains every few cadences (challengers, deep families; also once
+promoted to champion: the multiple belongs to the variant, so a range run and its daily runs agree on which
+sessions train it) is scored again on its last cadence only:
 re-predicting months of a sequence model's sessions costs seconds per training, for a diagnostic that
 nothing decides on (its full out-of-sample record is in signal_quality, promotions read agent_outputs'
 daily ICs).
@@ -181,7 +183,13 @@ def train_window(wh: Warehouse, settings: Settings, days: list[date], symbols: l
             if p is not None and p_art is None:
                 p_art = model_store.load_artifact(folder, p["artifact_path"], p["artifact_sha256"])
             r = train_variant(agent, variant, t, features, labels, history_start, fv, models, settings.seed, window_rows=shared[years])
-            val = validation_ic(agent, variant, p, p_art, t, features, labels, models)
+            try:
+                val = validation_ic(agent, variant, p, p_art, t, features, labels, models)
+            except ValueError as exc:  # the previous version's artifact cannot be scored (cut or damaged): name it
+                raise model_store.ModelArtifactError(
+                    f"model artifact {folder / p['artifact_path']} ({variant.name} {p['model_version']}) cannot be scored "
+                    f"for its validation IC: {exc}"
+                ) from exc
             rel = None
             mlflow_id = None
             if r.status == training.TRAINED:

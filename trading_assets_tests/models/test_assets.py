@@ -167,6 +167,19 @@ def test_range_run_retrains_inside_the_walk_like_daily_runs(warehouse, tmp_path)
     text = failure.to_string() + (failure.cause.to_string() if failure.cause else "")
     assert victim in text and "cannot be scored" in text and "end of trees" in text, text[-2000:]
     assert wh.table_hash("model_outputs") == before
+    # the same for the validation IC of a training session, which scores the version serving before it: a cut text
+    # is an error naming the file whatever the row count (LightGBM's loader would abort the whole process on it)
+    ranker = runs.filter((pl.col("agent") == "gbm_ranker") & (pl.col("date") < days[-1])).sort("date")
+    prev_path = ranker["artifact_path"][-1]
+    prev_bytes = (Path(wh.db_path).parent / prev_path).read_bytes()
+    (Path(wh.db_path).parent / prev_path).write_bytes(prev_bytes[: len(prev_bytes) // 2])
+    with wh.connect() as con:
+        con.execute("UPDATE model_training_runs SET artifact_sha256 = NULL WHERE artifact_path = ?", [prev_path])
+    retrain = dg.materialize([model_defs.model_training], partition_key=str(days[-1]), resources=_resources(wh), raise_on_error=False)
+    assert not retrain.success
+    failure = [e for e in retrain.all_events if e.event_type_value == "STEP_FAILURE"][0].event_specific_data.error
+    text = failure.to_string() + (failure.cause.to_string() if failure.cause else "")
+    assert prev_path in text and "validation IC" in text and "end of trees" in text, text[-2000:]
 
 
 def test_meta_brain_calibration_by_each_agents_rolling_oos_ic(warehouse):

@@ -120,6 +120,12 @@ def test_a_cut_or_damaged_model_text_is_an_error_never_a_silent_score():
     short = text.replace("\nleft_child=", "\nleft_child=0 ", 1)  # one child too many
     with pytest.raises(lgbm_trees.Malformed, match="disagree with num_leaves"):
         lgbm_trees.parse(short)
-    for bad in (cut, dropped):  # lgbm.predict raises too (the numpy evaluator does not fall back to LightGBM for these)
-        with pytest.raises(ValueError):
-            lgbm.predict(bad.encode(), probe, 1)
+    big = _data(lgbm.NUMPY_MAX_ROWS + 1, 5, seed=13)[0]  # a range's block: scored by LightGBM's predictor
+    for bad in (cut, dropped, damaged, short):
+        # lgbm.predict raises too, whatever the row count: LightGBM's loader would abort the whole process
+        # (SIGABRT, "Model format error") on these texts instead of raising, so they never reach it
+        for rows in (probe, big):
+            with pytest.raises(lgbm_trees.Malformed):
+                lgbm.predict(bad.encode(), rows, 1)
+    # the whole text still scores a big block (LightGBM) with the numpy evaluator's numbers
+    assert np.array_equal(lgbm.predict(text.encode(), big, 1), lgbm_trees.predict(lgbm_trees.parse(text), big))

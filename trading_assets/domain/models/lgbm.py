@@ -114,13 +114,15 @@ def predict(artifact: bytes, x: np.ndarray, num_threads: int) -> np.ndarray:
     from trading_assets.domain.models import lgbm_trees
 
     text = artifact.decode()
-    if x.shape[0] <= NUMPY_MAX_ROWS:
-        try:
-            forest = lgbm_trees.parse(text)
-        except lgbm_trees.Unsupported:  # e.g. a categorical split: LightGBM's predictor (Malformed is raised)
-            forest = None
-        if forest is not None:
-            return lgbm_trees.predict(forest, x)
+    # The text is parsed whatever the row count: a cut or damaged text raises Malformed (a ValueError the
+    # callers name the file with) instead of reaching LightGBM's loader, which aborts the whole process on
+    # it ("Model format error", SIGABRT) when the artifact's sha256 was not recorded.
+    try:
+        forest = lgbm_trees.parse(text)
+    except lgbm_trees.Unsupported:  # e.g. a categorical split: LightGBM's predictor (Malformed is raised)
+        forest = None
+    if forest is not None and x.shape[0] <= NUMPY_MAX_ROWS:
+        return lgbm_trees.predict(forest, x)
     import lightgbm as lgb
 
     booster = lgb.Booster(model_str=text)

@@ -72,6 +72,14 @@ def parse(model_text: str) -> Forest:
     for a text that is not a whole model."""
     header, _, rest = model_text.partition("\nTree=")
     head = dict(line.split("=", 1) for line in header.splitlines() if "=" in line)
+    # whole-text checks first, so that a cut text is Malformed even when the model is one LightGBM scores
+    # (Unsupported sends a text to LightGBM's loader, which aborts the process on a malformed one)
+    if "max_feature_idx" not in head or "\nend of trees" not in model_text:
+        raise Malformed("not a whole LightGBM model text (no max_feature_idx or no 'end of trees': truncated?)")
+    sizes = head.get("tree_sizes", "").split()
+    n_blocks = model_text.split("end of trees")[0].count("\nTree=")
+    if sizes and len(sizes) != n_blocks:
+        raise Malformed(f"{n_blocks} trees in the text, the header lists {len(sizes)} (truncated?)")
     if head.get("num_tree_per_iteration", "1") != "1" or head.get("num_class", "1") != "1":
         raise Unsupported("several trees per iteration (multiclass): not reproduced")
     objective = head.get("objective", "").split()
@@ -79,8 +87,6 @@ def parse(model_text: str) -> Forest:
         raise Unsupported(f"objective {head.get('objective')!r}: its output transform is not reproduced")
     if "average_output" in header.split():
         raise Unsupported("a random-forest model (average_output): not reproduced")
-    if "max_feature_idx" not in head or "\nend of trees" not in model_text:
-        raise Malformed("not a whole LightGBM model text (no max_feature_idx or no 'end of trees': truncated?)")
     n_features = int(head["max_feature_idx"]) + 1
     body = ("Tree=" + rest).split("end of trees")[0] if rest else ""
     num_leaves, node_off, leaf_off = [], [0], [0]
