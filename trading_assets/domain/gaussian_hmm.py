@@ -166,6 +166,9 @@ def baum_welch(z: np.ndarray, init: dict, n_iter: int = 100, tol: float = 1e-4) 
     it = 0
     for it in range(1, n_iter + 1):
         ll, gamma, xi = forward_backward(log_emission(z, mu, var), pi, a)
+        if not np.isfinite(ll):  # a degenerate state (0/0 mean): no later step can recover; the caller drops the seed
+            mu = np.full_like(mu, np.nan)
+            break
         pi = gamma[0] / gamma[0].sum()
         a = xi / xi.sum(axis=1, keepdims=True)
         g = gamma.sum(axis=0)[:, None]

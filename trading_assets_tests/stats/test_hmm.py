@@ -204,3 +204,17 @@ def test_forward_backward_holds_paths_far_below_the_likeliest():
     args = (lb, np.array(p["startprob"]), np.array(p["transmat"]))
     for got, want in zip(gaussian_hmm._forward_backward_log(*args), gaussian_hmm._forward_backward_scan(*args)):
         np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+
+
+def test_a_degenerate_seed_stops_at_once_and_is_dropped():
+    # a state whose mean is not a number (0/0 after its posterior underflowed): the likelihood is NaN from then on,
+    # so EM stops at the first iteration (it ran n_iter iterations through the log-space fallback before) and the
+    # seed carries a NaN log-likelihood, which hmm.fit drops
+    from trading_assets.domain import gaussian_hmm
+
+    z = np.random.default_rng(0).normal(size=(300, 3))
+    init = gaussian_hmm.init_params(z, 3, 0, order_column=1)
+    init = {**init, "means": np.asarray(init["means"], dtype=float).copy()}
+    init["means"][0] = np.nan
+    res = gaussian_hmm.baum_welch(z, init, n_iter=100)
+    assert res["iterations"] == 1 and not res["converged"] and np.isnan(res["loglik"])
