@@ -129,20 +129,13 @@ def test_encoder_and_transformer_in_numpy_match_torch_and_do_not_depend_on_the_b
 
 def _torch_predict_with_history(artifact: bytes, x, history):
     """The family's scoring as it was in torch (transformer.predict_with_history before the numpy passes)."""
-    from trading_assets.domain.agents.transformer import SEQUENCE_FEATURES, _panel, needed_rows, sequence_rows
+    from trading_assets.domain.agents.transformer import scoring_rows
 
     state = from_bytes(artifact)
     ae_state, tf_state = state["autoencoder"], state["transformer"]
     w, k, seq_len = ae_state["window"], ae_state["latent_dim"], tf_state["params"]["seq_len"]
-    keys, values, codes = _panel(history, SEQUENCE_FEATURES)
+    values, has_row, idx, scored, need = scoring_rows(x, history, w, seq_len)
     n = values.shape[0]
-    rows = x.select("date", "symbol").join(keys.with_row_index("_row"), on=["date", "symbol"], how="left", maintain_order="left")["_row"]
-    has_row = rows.is_not_null().to_numpy()
-    idx = rows.drop_nulls().to_numpy().astype(np.int64)
-    seq_ok = np.zeros(n, dtype=bool)
-    seq_ok[sequence_rows(codes, w, seq_len)] = True
-    scored = idx[seq_ok[idx]]
-    need = needed_rows(scored, seq_len)
     zfull = np.zeros((n, k), dtype=np.float32)
     zfull[need] = encode(ae_state, values, need)
     score_rows = np.full(n, np.nan)

@@ -63,6 +63,21 @@ def sequence_rows(codes: np.ndarray, window: int, seq_len: int) -> np.ndarray:
     return window_ends(codes, seq_len + window - 1)
 
 
+def scoring_rows(x: pl.DataFrame, history: pl.DataFrame, window: int, seq_len: int):
+    """What scoring the rows of x reads from the history's panel (_panel of SEQUENCE_FEATURES):
+    (values (n, F), has_row: x's rows found in the panel, idx: their panel rows, scored: those with a whole
+    sequence of windows (sequence_rows), need: the panel rows whose z_t the scored sequences read)."""
+    keys, values, codes = _panel(history, SEQUENCE_FEATURES)
+    at = x.select("date", "symbol").join(keys.with_row_index("_row"), on=["date", "symbol"], how="left", maintain_order="left")
+    rows = at["_row"]
+    has_row = rows.is_not_null().to_numpy()
+    idx = rows.drop_nulls().to_numpy().astype(np.int64)
+    seq_ok = np.zeros(values.shape[0], dtype=bool)
+    seq_ok[sequence_rows(codes, window, seq_len)] = True
+    scored = idx[seq_ok[idx]]
+    return values, has_row, idx, scored, needed_rows(scored, seq_len)
+
+
 def needed_rows(ends: np.ndarray, seq_len: int) -> np.ndarray:
     """The rows whose z the sequences ending at `ends` read (each end and the seq_len - 1 rows before)."""
     if ends.size == 0:
@@ -131,16 +146,8 @@ class TransformerAgent:
             raise ValueError(f"artifact is a {state.get('kind')!r} model, not a transformer_family")
         ae_state, tf_state = state["autoencoder"], state["transformer"]
         w, k, seq_len = ae_state["window"], ae_state["latent_dim"], tf_state["params"]["seq_len"]
-        keys, values, codes = _panel(history, SEQUENCE_FEATURES)
+        values, has_row, idx, scored, need = scoring_rows(x, history, w, seq_len)
         n = values.shape[0]
-        at = x.select("date", "symbol").join(keys.with_row_index("_row"), on=["date", "symbol"], how="left", maintain_order="left")
-        rows = at["_row"]
-        has_row = rows.is_not_null().to_numpy()
-        idx = rows.drop_nulls().to_numpy().astype(np.int64)
-        seq_ok = np.zeros(n, dtype=bool)
-        seq_ok[sequence_rows(codes, w, seq_len)] = True
-        scored = idx[seq_ok[idx]]
-        need = needed_rows(scored, seq_len)
         zfull = np.zeros((n, k), dtype=np.float32)
         if need.size:
             zfull[need] = encode(ae_state, values, need, threads=settings.num_threads)

@@ -109,10 +109,15 @@ def layer_norm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float = 
     return centred
 
 
+def finite32(x: np.ndarray) -> np.ndarray:
+    """The deep models' inputs: float32, NaN/inf -> 0 (inputs are session-normalized, 0 = the median); the one
+    rule of training (runtime.as_tensor) and of scoring (as_input)."""
+    return np.nan_to_num(np.asarray(x, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+
+
 def as_input(x: np.ndarray) -> np.ndarray:
-    """runtime.as_tensor's values (float32, NaN/inf -> 0) in float64."""
-    arr = np.nan_to_num(np.asarray(x, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-    return arr.astype(np.float64)
+    """runtime.as_tensor's values (finite32) in float64."""
+    return finite32(x).astype(np.float64)
 
 
 # --- RankNet --------------------------------------------------------------------------------------

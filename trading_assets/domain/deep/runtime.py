@@ -48,6 +48,7 @@ def from_bytes(blob: bytes) -> dict:
 
 
 def as_tensor(x: np.ndarray) -> torch.Tensor:
-    """float32 tensor of a finite array (NaN -> 0: inputs are session-normalized, 0 = the median)."""
-    arr = np.nan_to_num(np.asarray(x, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-    return torch.from_numpy(np.ascontiguousarray(arr))
+    """float32 tensor of a finite array (forward.finite32: NaN -> 0, inputs are session-normalized, 0 = the median)."""
+    from trading_assets.domain.deep.forward import finite32
+
+    return torch.from_numpy(np.ascontiguousarray(finite32(x)))
